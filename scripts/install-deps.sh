@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building and testing difftx need. Idempotent.
+# Usage: bash scripts/install-deps.sh [--with-torch]   (--with-torch adds python3-torch for
+# regenerating golden files and PyTorch comparisons; the tests themselves never need it)
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config ninja-build
+      libdnnl-dev nlohmann-json3-dev libcli11-dev
+      libgtest-dev libgmock-dev googletest libbenchmark-dev
+      clang libclang-rt-14-dev)
+if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy); fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,34 @@
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "io/checkpoint.h"
+#include "model/config.h"
+#include "model/params.h"
+
+namespace difftx::cli {
+
+Runner add_init(CLI::App& app) {
+  struct Opts {
+    std::string config, out;
+    uint64_t seed = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("--config", o->config, "config.json with the model's sizes (SPEC keys)")
+      ->required();
+  app.add_option("--out", o->out, "new model directory to create (must not exist or be empty)")
+      ->required();
+  app.add_option("--seed", o->seed, "random seed for the initial weights")->capture_default_str();
+  return [o]() {
+    const Config config = load_config(o->config, LayoutDefaults::kOfficial);
+    Model model(config);
+    init_parameters(model, o->seed);
+    save_new_model(o->out, model);
+    std::printf("wrote %s: %s, %zu parameters\n", o->out.c_str(),
+                config.is_diff() ? "diffllama" : "llama", model.layout.total);
+    return 0;
+  };
+}
+
+}  // namespace difftx::cli

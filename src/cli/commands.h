@@ -1,0 +1,15 @@
+#pragma once
+// Each subcommand registers its flags on a CLI11 sub-app and returns the function that runs
+// it after parsing. Subcommands only parse, call the library and print.
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace difftx::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_init(CLI::App& app);
+Runner add_inspect(CLI::App& app);
+
+}  // namespace difftx::cli

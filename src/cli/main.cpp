@@ -1,0 +1,57 @@
+// difftx: the command-line program. Every error ends as one line "difftx: error: ..." on
+// stderr and exit status 2.
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <new>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+int fail(const std::string& message) {
+  std::string one_line = message;
+  for (char& ch : one_line)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
+  return 2;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"difftx: the Differential Transformer, trained and run natively on the CPU"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "difftx 0.1.0");
+  std::map<CLI::App*, difftx::cli::Runner> runners;
+  auto add = [&](const char* name, const char* help, auto adder) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    runners[sub] = adder(*sub);
+  };
+  add("init", "Create a freshly initialised model directory from a config.json",
+      difftx::cli::add_init);
+  add("inspect", "Run one forward (and backward) pass and write logits, loss and gradients",
+      difftx::cli::add_inspect);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (run with --help for usage)");
+  }
+  try {
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+    return fail("no command given (run with --help for usage)");
+  } catch (const difftx::Error& e) {
+    return fail(e.what());
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory; try smaller sizes");
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
+  }
+}

@@ -1,0 +1,200 @@
+#include "io/safetensors.h"
+
+#include <cstring>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/uint128.h"
+
+namespace difftx {
+using json = nlohmann::json;
+
+size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t StTensor::numel() const {
+  size_t n = 1;
+  for (int64_t s : shape) n *= static_cast<size_t>(s);
+  return n;
+}
+
+float bf16_to_float(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+float f16_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (mant << 13);  // inf / nan
+  } else if (exp != 0) {
+    u = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    u = sign;
+  } else {  // subnormal: normalise
+    int e = -1;
+    do {
+      ++e;
+      mant <<= 1;
+    } while ((mant & 0x400u) == 0);
+    u = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+SafetensorsFile SafetensorsFile::read(const std::string& path) {
+  return parse(read_file_bytes(path), path);
+}
+
+SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& where) {
+  SafetensorsFile f;
+  f.where_ = where;
+  const size_t size = bytes.size();
+  if (size < 8)
+    throw Error(where + ": truncated safetensors file (" + std::to_string(size) +
+                " bytes, shorter than the 8-byte header length)");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[static_cast<size_t>(i)];
+  if (n == 0) throw Error(where + ": safetensors header is empty");
+  if (n > size - 8)
+    throw Error(where + ": safetensors header length " + std::to_string(n) +
+                " is longer than the file (" + std::to_string(size) + " bytes); truncated file?");
+  json h;
+  try {
+    h = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+  } catch (const json::exception& e) {
+    throw Error(where + ": safetensors header is not valid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!h.is_object()) throw Error(where + ": safetensors header is not a JSON object");
+  f.data_start_ = 8 + static_cast<size_t>(n);
+  const size_t data_size = size - f.data_start_;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) throw Error(where + ": __metadata__ is not an object");
+      for (auto m = v.begin(); m != v.end(); ++m)
+        f.metadata_[m.key()] = m.value().is_string() ? m.value().get<std::string>() : m.value().dump();
+      continue;
+    }
+    const std::string at = where + ": tensor \"" + name + "\"";
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+        !v.contains("data_offsets"))
+      throw Error(at + " needs dtype, shape and data_offsets");
+    StTensor t;
+    t.name = name;
+    if (!v["dtype"].is_string()) throw Error(at + ": dtype is not a string");
+    const std::string dt = v["dtype"].get<std::string>();
+    if (dt == "F32") t.dtype = DType::kF32;
+    else if (dt == "F16") t.dtype = DType::kF16;
+    else if (dt == "BF16") t.dtype = DType::kBF16;
+    else throw Error(at + " has unsupported dtype \"" + dt + "\" (F32, F16 and BF16 are read)");
+    if (!v["shape"].is_array()) throw Error(at + ": shape is not an array");
+    uint128 numel = 1;
+    for (const json& s : v["shape"]) {
+      if (!s.is_number_unsigned()) throw Error(at + ": shape entries must be integers >= 0");
+      const uint64_t dim = s.get<uint64_t>();
+      numel *= dim;
+      if (numel > std::numeric_limits<uint64_t>::max() / 8)
+        throw Error(at + ": shape is impossibly large");
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const json& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
+      throw Error(at + ": data_offsets must be two integers >= 0");
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (b > e || e > data_size)
+      throw Error(at + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+                  "] lie outside the data section (" + std::to_string(data_size) +
+                  " bytes); truncated file?");
+    if (static_cast<uint128>(e - b) != numel * dtype_size(t.dtype))
+      throw Error(at + ": data_offsets span " + std::to_string(e - b) +
+                  " bytes but shape x dtype needs " +
+                  std::to_string(static_cast<uint64_t>(numel * dtype_size(t.dtype))));
+    t.begin = static_cast<size_t>(b);
+    t.end = static_cast<size_t>(e);
+    f.tensors_.push_back(std::move(t));
+  }
+  f.bytes_ = std::move(bytes);
+  return f;
+}
+
+const StTensor* SafetensorsFile::find(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+void SafetensorsFile::to_float(const StTensor& t, float* out) const {
+  const uint8_t* p = bytes_.data() + data_start_ + t.begin;
+  const size_t n = t.numel();
+  switch (t.dtype) {
+    case DType::kF32:
+      std::memcpy(out, p, n * 4);
+      break;
+    case DType::kF16:
+    case DType::kBF16:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t bits = static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));
+        out[i] = t.dtype == DType::kF16 ? f16_to_float(bits) : bf16_to_float(bits);
+      }
+      break;
+  }
+}
+
+std::vector<float> SafetensorsFile::to_float(const StTensor& t) const {
+  std::vector<float> v(t.numel());
+  to_float(t, v.data());
+  return v;
+}
+
+std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& tensors,
+                                           const std::map<std::string, std::string>& metadata) {
+  json h = json::object();
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  size_t offset = 0;
+  for (const auto& t : tensors) {
+    size_t numel = 1;
+    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
+    h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * numel}}};
+    offset += 4 * numel;
+  }
+  std::string header = h.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
+  std::vector<uint8_t> out(8 + header.size() + offset);
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  uint8_t* p = out.data() + 8 + header.size();
+  for (const auto& t : tensors) {
+    size_t numel = 1;
+    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
+    std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
+    p += 4 * numel;
+  }
+  return out;
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  const auto bytes = serialize_safetensors(tensors, metadata);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace difftx

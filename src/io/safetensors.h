@@ -1,0 +1,61 @@
+#pragma once
+// The safetensors format: 8-byte little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data.
+// Reading validates everything (offsets, sizes, dtypes) before any tensor is used; F32, F16
+// and BF16 are read, F32 is written.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace difftx {
+
+enum class DType { kF32, kF16, kBF16 };
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+struct StTensor {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  size_t begin = 0, end = 0;  // byte offsets into the data section
+  size_t numel() const;
+};
+
+class SafetensorsFile {
+ public:
+  // Parses and validates; `where` names the source in error messages. Throws Error.
+  static SafetensorsFile parse(std::vector<uint8_t> bytes, const std::string& where);
+  static SafetensorsFile read(const std::string& path);
+
+  const std::vector<StTensor>& tensors() const { return tensors_; }
+  const StTensor* find(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Converts to float32 into out (numel floats).
+  void to_float(const StTensor& t, float* out) const;
+  std::vector<float> to_float(const StTensor& t) const;
+
+ private:
+  std::vector<uint8_t> bytes_;
+  size_t data_start_ = 0;
+  std::vector<StTensor> tensors_;
+  std::map<std::string, std::string> metadata_;
+  std::string where_;
+};
+
+struct TensorToWrite {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float* data;
+};
+
+// The file as bytes (F32 tensors in the given order) and an atomic write of it.
+std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& tensors,
+                                           const std::map<std::string, std::string>& metadata);
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+float bf16_to_float(uint16_t bits);
+float f16_to_float(uint16_t bits);
+
+}  // namespace difftx

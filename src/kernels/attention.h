@@ -1,0 +1,50 @@
+#pragma once
+// Causal attention in the canonical head-major layout that qkv_to_heads (rope.h) produces:
+//
+//   Q [B, Pq, ncomp, T, d]   Pq query heads, each with ncomp maps (2 differential, 1 standard)
+//   K [B, Pk, ncomp, T, d]   Pk key groups; query head h reads group h / (Pq / Pk)
+//   V [B, Pk, T, dv]         dv = ncomp * d (a differential value head is 2d wide)
+//   O [B*T, Pq*dv]           token-major, ready for the output projection
+//
+// Differential:  O_h = (softmax(Q1 K1^T s) - lambda softmax(Q2 K2^T s)) V   (before head norm)
+// Standard:      O_h = softmax(Q K^T s) V
+//
+// This is the narrow interface a fused kernel replaces: forward saves whatever its backward
+// needs in an AttentionSaved; the reference here keeps the full T x T probability maps.
+#include <cstdint>
+#include <vector>
+
+namespace difftx {
+
+struct AttnDims {
+  int64_t B = 1, T = 1;
+  int64_t Pq = 1, Pk = 1;  // query heads, key/value groups (Pq % Pk == 0)
+  int64_t ncomp = 1;       // 2 for differential attention
+  int64_t d = 1;           // width of one query/key sub-head
+  int64_t dv() const { return ncomp * d; }
+  int64_t rep() const { return Pq / Pk; }
+};
+
+template <class F>
+struct AttentionSaved {
+  std::vector<F> probs;  // [B, Pq, ncomp, T, T], zero above the diagonal
+};
+
+template <class F>
+void attention_forward_reference(const AttnDims& dims, const F* Q, const F* K, const F* V,
+                                 F lambda, F* O, AttentionSaved<F>& saved);
+
+// Writes dQ, dK, dV (overwritten) and returns dL/dlambda (0 for standard attention).
+template <class F>
+F attention_backward_reference(const AttnDims& dims, const F* Q, const F* K, const F* V,
+                               F lambda, const AttentionSaved<F>& saved, const F* dO, F* dQ,
+                               F* dK, F* dV);
+
+// lambda = exp(<q1,k1>) - exp(<q2,k2>) + lambda_init, and its backward into the four vectors.
+template <class F>
+F lambda_forward(const F* q1, const F* k1, const F* q2, const F* k2, int64_t d, F lambda_init);
+template <class F>
+void lambda_backward(F dlambda, const F* q1, const F* k1, const F* q2, const F* k2, int64_t d,
+                     F* dq1, F* dk1, F* dq2, F* dk2);
+
+}  // namespace difftx

@@ -1,0 +1,111 @@
+#include "kernels/rope.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace difftx {
+
+RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved) {
+  RopeTable r;
+  r.T = T;
+  r.half = d / 2;
+  r.interleaved = interleaved;
+  r.cos.resize(static_cast<size_t>(T * r.half));
+  r.sin.resize(r.cos.size());
+  for (int64_t i = 0; i < r.half; ++i) {
+    const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    for (int64_t t = 0; t < T; ++t) {
+      r.cos[t * r.half + i] = std::cos(static_cast<double>(t) * inv_freq);
+      r.sin[t * r.half + i] = std::sin(static_cast<double>(t) * inv_freq);
+    }
+  }
+  return r;
+}
+
+template <class F>
+void rope_rotate(const RopeTable& rope, int64_t t, F* x, bool inverse) {
+  const double* c = rope.cos.data() + t * rope.half;
+  const double* s = rope.sin.data() + t * rope.half;
+  for (int64_t i = 0; i < rope.half; ++i) {
+    F& x0 = rope.interleaved ? x[2 * i] : x[i];
+    F& x1 = rope.interleaved ? x[2 * i + 1] : x[i + rope.half];
+    const double sn = inverse ? -s[i] : s[i];
+    const double a = x0, b = x1;
+    x0 = static_cast<F>(a * c[i] - b * sn);
+    x1 = static_cast<F>(a * sn + b * c[i]);
+  }
+}
+
+namespace {
+struct Slot {
+  int64_t head, comp;
+};
+Slot slot_of(int64_t s, int64_t P, int64_t ncomp, bool split) {
+  if (ncomp == 1) return {s, 0};
+  return split ? Slot{s % P, s / P} : Slot{s / 2, s % 2};
+}
+}  // namespace
+
+// One routine does both directions so that backward is exactly the transpose of forward.
+template <class F, bool kBackward>
+static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& rope,
+                           const F* qkv_in, F* Q, F* K, F* V, F* dqkv_out) {
+  const int64_t nq = a.Pq * a.ncomp, nk = a.Pk * a.ncomp, d = a.d, dv = a.dv(), T = a.T;
+  const int64_t row = (nq + 2 * nk) * d;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < a.B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t m = b * T + t;
+      for (int64_t s = 0; s < nq + 2 * nk; ++s) {
+        F* canon;
+        bool rotate = true;
+        if (s < nq) {
+          const Slot sl = slot_of(s, a.Pq, a.ncomp, map.split);
+          canon = Q + (((b * a.Pq + sl.head) * a.ncomp + sl.comp) * T + t) * d;
+        } else if (s < nq + nk) {
+          const Slot sl = slot_of(s - nq, a.Pk, a.ncomp, map.split);
+          canon = K + (((b * a.Pk + sl.head) * a.ncomp + sl.comp) * T + t) * d;
+        } else {
+          const Slot sl = slot_of(s - nq - nk, a.Pk, a.ncomp, map.split);
+          canon = V + ((b * a.Pk + sl.head) * T + t) * dv + sl.comp * d;
+          rotate = false;
+        }
+        if constexpr (!kBackward) {
+          std::memcpy(canon, qkv_in + m * row + s * d, sizeof(F) * d);
+          if (rotate) rope_rotate(rope, t, canon, false);
+        } else {
+          F* dst = dqkv_out + m * row + s * d;
+          std::memcpy(dst, canon, sizeof(F) * d);
+          if (rotate) rope_rotate(rope, t, dst, true);
+        }
+      }
+    }
+  }
+}
+
+template <class F>
+void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
+                  F* Q, F* K, F* V) {
+  qkv_heads_impl<F, false>(dims, map, rope, qkv, Q, K, V, nullptr);
+}
+
+template <class F>
+void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTable& rope,
+                           const F* dQ, const F* dK, const F* dV, F* dqkv) {
+  qkv_heads_impl<F, true>(dims, map, rope, nullptr, const_cast<F*>(dQ), const_cast<F*>(dK),
+                          const_cast<F*>(dV), dqkv);
+}
+
+template void rope_rotate<float>(const RopeTable&, int64_t, float*, bool);
+template void rope_rotate<double>(const RopeTable&, int64_t, double*, bool);
+template void qkv_to_heads<float>(const AttnDims&, HeadMapping, const RopeTable&, const float*,
+                                  float*, float*, float*);
+template void qkv_to_heads<double>(const AttnDims&, HeadMapping, const RopeTable&,
+                                   const double*, double*, double*, double*);
+template void qkv_to_heads_backward<float>(const AttnDims&, HeadMapping, const RopeTable&,
+                                           const float*, const float*, const float*, float*);
+template void qkv_to_heads_backward<double>(const AttnDims&, HeadMapping, const RopeTable&,
+                                            const double*, const double*, const double*,
+                                            double*);
+
+}  // namespace difftx

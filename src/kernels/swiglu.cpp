@@ -1,0 +1,43 @@
+#include "kernels/swiglu.h"
+
+#include <cmath>
+
+namespace difftx {
+
+template <class F>
+void swiglu_forward(const F* gu, F* act, int64_t rows, int64_t f) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const F* g = gu + r * 2 * f;
+    const F* u = g + f;
+    F* a = act + r * f;
+    for (int64_t i = 0; i < f; ++i) {
+      const F sig = F(1) / (F(1) + std::exp(-g[i]));
+      a[i] = g[i] * sig * u[i];
+    }
+  }
+}
+
+template <class F>
+void swiglu_backward(const F* gu, const F* dact, F* dgu, int64_t rows, int64_t f) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const F* g = gu + r * 2 * f;
+    const F* u = g + f;
+    const F* da = dact + r * f;
+    F* dg = dgu + r * 2 * f;
+    F* du = dg + f;
+    for (int64_t i = 0; i < f; ++i) {
+      const F sig = F(1) / (F(1) + std::exp(-g[i]));
+      du[i] = da[i] * g[i] * sig;
+      dg[i] = da[i] * u[i] * sig * (F(1) + g[i] * (F(1) - sig));
+    }
+  }
+}
+
+template void swiglu_forward<float>(const float*, float*, int64_t, int64_t);
+template void swiglu_forward<double>(const double*, double*, int64_t, int64_t);
+template void swiglu_backward<float>(const float*, const float*, float*, int64_t, int64_t);
+template void swiglu_backward<double>(const double*, const double*, double*, int64_t, int64_t);
+
+}  // namespace difftx

@@ -1,0 +1,177 @@
+#include "model/config.h"
+
+#include <cmath>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace difftx {
+using json = nlohmann::json;
+
+double Config::lambda_init(int64_t layer) const {
+  return 0.8 - 0.6 * std::exp(-0.3 * static_cast<double>(layer));
+}
+
+namespace {
+constexpr int64_t kMaxDim = std::numeric_limits<int32_t>::max();
+
+class Reader {
+ public:
+  Reader(const json& j, const std::string& where) : j_(j), where_(where) {}
+
+  bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+
+  [[noreturn]] void fail(const char* key, const std::string& what) const {
+    throw Error(where_ + ": key \"" + key + "\" " + what);
+  }
+
+  int64_t positive_int(const char* key) const {
+    if (!has(key)) fail(key, "is missing (a positive integer is required)");
+    const json& v = j_.at(key);
+    if (!v.is_number_integer()) fail(key, "must be an integer, got " + v.dump());
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxDim)
+                               : (v.get<int64_t>() <= 0 || v.get<int64_t>() > kMaxDim))
+      fail(key, "must be in [1, " + std::to_string(kMaxDim) + "], got " + v.dump());
+    return v.get<int64_t>();
+  }
+  int64_t positive_int(const char* key, int64_t dflt) const {
+    return has(key) ? positive_int(key) : dflt;
+  }
+  double number(const char* key, double dflt) const {
+    if (!has(key)) return dflt;
+    const json& v = j_.at(key);
+    if (!v.is_number()) fail(key, "must be a number, got " + v.dump());
+    const double x = v.get<double>();
+    if (!std::isfinite(x)) fail(key, "must be finite");
+    return x;
+  }
+  bool boolean(const char* key, bool dflt) const {
+    if (!has(key)) return dflt;
+    const json& v = j_.at(key);
+    if (!v.is_boolean()) fail(key, "must be true or false, got " + v.dump());
+    return v.get<bool>();
+  }
+  std::string string(const char* key, const std::string& dflt) const {
+    if (!has(key)) return dflt;
+    const json& v = j_.at(key);
+    if (!v.is_string()) fail(key, "must be a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+
+ private:
+  const json& j_;
+  const std::string& where_;
+};
+}  // namespace
+
+Config parse_config(const std::string& json_text, const std::string& where,
+                    LayoutDefaults defaults) {
+  const bool official = defaults == LayoutDefaults::kOfficial;
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw Error(where + ": invalid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  const Reader r(j, where);
+  Config c;
+
+  if (!r.has("model_type")) r.fail("model_type", "is missing (\"diffllama\" or \"llama\")");
+  const std::string mt = r.string("model_type", "");
+  if (mt == "diffllama") c.model_type = ModelType::kDiffLlama;
+  else if (mt == "llama") c.model_type = ModelType::kLlama;
+  else r.fail("model_type", "must be \"diffllama\" or \"llama\", got \"" + mt + "\"");
+
+  c.vocab_size = r.positive_int("vocab_size");
+  c.hidden_size = r.positive_int("hidden_size");
+  c.intermediate_size = r.positive_int("intermediate_size");
+  c.num_hidden_layers = r.positive_int("num_hidden_layers");
+  c.num_attention_heads = r.positive_int("num_attention_heads");
+  c.num_key_value_heads = r.positive_int("num_key_value_heads", c.num_attention_heads);
+  if (r.has("head_dim")) {
+    c.head_dim = r.positive_int("head_dim");
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0)
+      r.fail("num_attention_heads", "(" + std::to_string(c.num_attention_heads) +
+                                        ") must divide hidden_size (" +
+                                        std::to_string(c.hidden_size) +
+                                        ") when head_dim is absent");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  c.rms_norm_eps = r.number("rms_norm_eps", 1e-5);
+  if (c.rms_norm_eps <= 0) r.fail("rms_norm_eps", "must be > 0");
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  if (c.rope_theta <= 0) r.fail("rope_theta", "must be > 0");
+  c.max_position_embeddings = r.positive_int("max_position_embeddings", 2048);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.lambda_std_dev = r.number("lambda_std_dev", 0.1);
+  if (c.lambda_std_dev < 0) r.fail("lambda_std_dev", "must be >= 0");
+  const std::string layout = r.string("diff_head_layout", official ? "interleaved" : "split");
+  if (layout == "split") c.diff_split_layout = true;
+  else if (layout == "interleaved") c.diff_split_layout = false;
+  else r.fail("diff_head_layout", "must be \"interleaved\" or \"split\", got \"" + layout + "\"");
+  c.rope_interleaved = r.boolean("rope_interleaved", official);
+  c.diff_norm_affine = r.boolean("diff_norm_affine", official);
+
+  // Keys that would change the math in ways this engine does not implement.
+  if (r.boolean("attention_bias", false)) r.fail("attention_bias", "true is not supported");
+  if (r.boolean("mlp_bias", false)) r.fail("mlp_bias", "true is not supported");
+  if (r.string("hidden_act", "silu") != "silu")
+    r.fail("hidden_act", "must be \"silu\" (the only activation supported)");
+  if (r.has("rope_scaling")) r.fail("rope_scaling", "is not supported (must be null or absent)");
+  if (r.number("attention_dropout", 0.0) > 0.0)
+    r.fail("attention_dropout", "> 0 is not supported");
+
+  // Geometry.
+  if (c.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    r.fail("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) +
+                                      ") must divide num_attention_heads (" +
+                                      std::to_string(c.num_attention_heads) + ")");
+  if (c.is_diff()) {
+    if (c.num_attention_heads % 2 != 0)
+      r.fail("num_attention_heads", "must be even for diffllama (two sub-heads per head), got " +
+                                        std::to_string(c.num_attention_heads));
+    if (c.num_key_value_heads % 2 != 0)
+      r.fail("num_key_value_heads", "must be even for diffllama, got " +
+                                        std::to_string(c.num_key_value_heads));
+    if (c.query_heads() % c.kv_groups() != 0)
+      r.fail("num_key_value_heads", "must divide num_attention_heads in pairs");
+  }
+  if (c.q_width() > kMaxDim || c.kv_width() > kMaxDim)
+    r.fail("head_dim", "makes the attention projections too large");
+  return c;
+}
+
+Config load_config(const std::string& path, LayoutDefaults defaults) {
+  return parse_config(read_file_text(path), path, defaults);
+}
+
+std::string config_to_json(const Config& c) {
+  json j;
+  j["model_type"] = c.is_diff() ? "diffllama" : "llama";
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["lambda_std_dev"] = c.lambda_std_dev;
+  j["diff_head_layout"] = c.diff_split_layout ? "split" : "interleaved";
+  j["rope_interleaved"] = c.rope_interleaved;
+  j["diff_norm_affine"] = c.diff_norm_affine;
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = false;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace difftx

@@ -1,0 +1,51 @@
+#pragma once
+// The model configuration (SPEC section 2): parsed from config.json with every default and
+// check, and written back with every key explicit.
+#include <cstdint>
+#include <string>
+
+namespace difftx {
+
+enum class ModelType { kDiffLlama, kLlama };
+
+struct Config {
+  ModelType model_type = ModelType::kDiffLlama;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;  // n sub-heads
+  int64_t num_key_value_heads = 0;  // kv sub-heads
+  int64_t head_dim = 0;             // d
+  double rms_norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  int64_t max_position_embeddings = 2048;
+  bool tie_word_embeddings = false;
+  double lambda_std_dev = 0.1;
+  bool diff_split_layout = true;  // "split" (HF) vs "interleaved" (official)
+  bool rope_interleaved = false;
+  bool diff_norm_affine = false;
+
+  bool is_diff() const { return model_type == ModelType::kDiffLlama; }
+  // Canonical attention geometry (see kernels/attention.h).
+  int64_t ncomp() const { return is_diff() ? 2 : 1; }
+  int64_t query_heads() const { return num_attention_heads / ncomp(); }  // Pq
+  int64_t kv_groups() const { return num_key_value_heads / ncomp(); }    // Pk
+  int64_t q_width() const { return num_attention_heads * head_dim; }
+  int64_t kv_width() const { return num_key_value_heads * head_dim; }
+  double lambda_init(int64_t layer) const;
+};
+
+// Where a config comes from decides the defaults of the three layout keys when absent:
+// an existing checkpoint follows Hugging Face (split, false, false); a config for a model
+// this project creates follows the official code (interleaved, true, true).
+enum class LayoutDefaults { kHuggingFace, kOfficial };
+
+// Parses and validates; `where` names the source in error messages. Throws Error.
+Config parse_config(const std::string& json_text, const std::string& where,
+                    LayoutDefaults defaults = LayoutDefaults::kHuggingFace);
+Config load_config(const std::string& path,
+                   LayoutDefaults defaults = LayoutDefaults::kHuggingFace);
+std::string config_to_json(const Config& c);  // all keys, pretty-printed
+
+}  // namespace difftx

@@ -1,0 +1,55 @@
+#pragma once
+// Where every parameter lives in the model's single float allocation, by SPEC section 2 name.
+// q/k/v projections are adjacent (one fused matrix [q; k; v]) and so are gate/up, so that each
+// pair of projections is a single matrix product.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/buffer.h"
+#include "model/config.h"
+
+namespace difftx {
+
+enum class ParamKind { kMatrix, kEmbedding, kNorm, kLambda };
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  size_t offset = 0;  // in floats
+  size_t numel = 0;
+  ParamKind kind = ParamKind::kMatrix;
+};
+
+constexpr size_t kNone = static_cast<size_t>(-1);
+
+struct LayerOffsets {
+  size_t input_norm, qkv, o_proj, lambda_q1, lambda_k1, lambda_q2, lambda_k2, groupnorm,
+      post_norm, gate_up, down;  // groupnorm and lambdas are kNone when absent
+};
+
+struct ParamLayout {
+  std::vector<TensorSpec> tensors;  // in allocation order
+  std::vector<LayerOffsets> layers;
+  size_t embed = 0, final_norm = 0, lm_head = 0;  // lm_head == embed when tied
+  size_t total = 0;                               // floats
+  const TensorSpec* find(const std::string& name) const;
+};
+
+// Throws Error when the model would not fit in this machine's memory.
+ParamLayout make_layout(const Config& c);
+
+struct Model {
+  Config config;
+  ParamLayout layout;
+  AlignedFloats params;
+  explicit Model(const Config& c);
+  float* at(size_t offset) { return params.data() + offset; }
+  const float* at(size_t offset) const { return params.data() + offset; }
+};
+
+// normal(0, 0.02) matrices and embeddings, unit norm weights, normal(0, lambda_std_dev) lambdas.
+void init_parameters(Model& m, uint64_t seed);
+
+}  // namespace difftx
