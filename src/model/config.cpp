@@ -32,9 +32,10 @@ class Reader {
     if (!has(key)) fail(key, "is missing (a positive integer is required)");
     const json& v = j_.at(key);
     if (!v.is_number_integer()) fail(key, "must be an integer, got " + v.dump());
-    if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxDim)
-                               : (v.get<int64_t>() <= 0 || v.get<int64_t>() > kMaxDim))
-      fail(key, "must be in [1, " + std::to_string(kMaxDim) + "], got " + v.dump());
+    const bool in_range = v.is_number_unsigned()
+                              ? (v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= kMaxDim)
+                              : (v.get<int64_t>() >= 1 && v.get<int64_t>() <= kMaxDim);
+    if (!in_range) fail(key, "must be in [1, " + std::to_string(kMaxDim) + "], got " + v.dump());
     return v.get<int64_t>();
   }
   int64_t positive_int(const char* key, int64_t dflt) const {
@@ -105,6 +106,14 @@ Config parse_config(const std::string& json_text, const std::string& where,
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-5);
   if (c.rms_norm_eps <= 0) r.fail("rms_norm_eps", "must be > 0");
   c.rope_theta = r.number("rope_theta", 10000.0);
+  if (r.has("rope_parameters")) {  // newer transformers: {"rope_type": ..., "rope_theta": ...}
+    const json& rp = j.at("rope_parameters");
+    if (!rp.is_object()) r.fail("rope_parameters", "must be an object");
+    const Reader rr(rp, where);
+    if (rr.string("rope_type", "default") != "default")
+      r.fail("rope_parameters", "rope_type other than \"default\" is not supported");
+    if (!r.has("rope_theta")) c.rope_theta = rr.number("rope_theta", 10000.0);
+  }
   if (c.rope_theta <= 0) r.fail("rope_theta", "must be > 0");
   c.max_position_embeddings = r.positive_int("max_position_embeddings", 2048);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
