@@ -45,6 +45,12 @@ const TensorSpec* ParamLayout::find(const std::string& name) const {
   return nullptr;
 }
 
+size_t ParamLayout::num_parameters() const {
+  size_t n = 0;
+  for (const auto& t : tensors) n += t.numel;
+  return n;
+}
+
 ParamLayout make_layout(const Config& c) {
   LayoutBuilder b;
   const int64_t C = c.hidden_size, d = c.head_dim;

@@ -33,7 +33,8 @@ struct ParamLayout {
   std::vector<TensorSpec> tensors;  // in allocation order
   std::vector<LayerOffsets> layers;
   size_t embed = 0, final_norm = 0, lm_head = 0;  // lm_head == embed when tied
-  size_t total = 0;                               // floats
+  size_t total = 0;                               // floats, alignment gaps included
+  size_t num_parameters() const;                  // floats that are parameters
   const TensorSpec* find(const std::string& name) const;
 };
 

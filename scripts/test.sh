@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: dependencies, build, every CTest test, then a
+# short fixed-time fuzzing run of the safetensors and config parsers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+(cd build && ctest --output-on-failure -j"$(nproc)")
+bash scripts/fuzz.sh "${DIFFTX_FUZZ_SECONDS:-20}"
