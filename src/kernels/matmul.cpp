@@ -1,8 +1,13 @@
 #include "kernels/matmul.h"
 
-#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "core/error.h"
 
@@ -27,26 +32,116 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   }
 }
 
+float round_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return x;  // NaN stays NaN
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+namespace {
+using dnnl::memory;
+
+struct Dnnl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+Dnnl& dnnl_state() {
+  static Dnnl d;
+  return d;
+}
+
+// One cached primitive per distinct call shape.
+using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                       bool, bool>;
+
+struct Cached {
+  dnnl::matmul prim;
+  memory::desc a, b, c;
+};
+
+Cached make_primitive(const Key& k) {
+  const auto [ta, tb, M, N, K, lda, ldb, ldc, alpha, accumulate, bf16] = k;
+  const auto in_t = bf16 ? memory::data_type::bf16 : memory::data_type::f32;
+  // Row-major with leading dimensions; a transposed operand is just other strides.
+  memory::desc a({M, K}, in_t, ta ? memory::dims{1, lda} : memory::dims{lda, 1});
+  memory::desc b({K, N}, in_t, tb ? memory::dims{1, ldb} : memory::dims{ldb, 1});
+  memory::desc c({M, N}, memory::data_type::f32, memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+  if (accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.f);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, dnnl_state().engine);
+  return {dnnl::matmul(pd), a, b, c};
+}
+
+const Cached& primitive_for(const Key& k) {
+  static std::mutex mu;
+  static std::map<Key, Cached> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(k);
+  if (it == cache.end()) it = cache.emplace(k, make_primitive(k)).first;
+  return it->second;
+}
+
+// Copies a strided [rows, cols] float view into a dense bf16 buffer with the same strides.
+void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, bool trans,
+             std::vector<uint16_t>& dst) {
+  // Physical extent: trans means the stored matrix is [cols, ld-strided rows].
+  const int64_t outer = trans ? cols : rows, inner = trans ? rows : cols;
+  dst.resize(static_cast<size_t>((outer - 1) * ld + inner));
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      uint32_t u;
+      const float r = round_to_bf16(src[o * ld + i]);
+      std::memcpy(&u, &r, 4);
+      dst[static_cast<size_t>(o * ld + i)] = static_cast<uint16_t>(u >> 16);
+    }
+}
+}  // namespace
+
 template <>
 void gemm<float>(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                 int64_t ldc) {
+                 int64_t ldc, Precision precision) {
   if (M == 0 || N == 0) return;
-  if (K == 0) {  // oneDNN rejects K = 0; the product is empty, so C = beta * C.
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+  if (K == 0 || (beta != 0.f && beta != 1.f)) {  // rare shapes: the plain loop
+    gemm_reference<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha,
-                                      A, lda, B, ldb, beta, C, ldc);
-  if (st != dnnl_success)
-    throw Error("oneDNN sgemm failed (status " + std::to_string(static_cast<int>(st)) + ")");
+  const bool bf16 = precision == Precision::kBF16;
+  const Key key{trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta == 1.f, bf16};
+  const Cached& p = primitive_for(key);
+  Dnnl& d = dnnl_state();
+  try {
+    if (bf16) {
+      thread_local std::vector<uint16_t> a16, b16;
+      to_bf16(A, M, K, lda, trans_a, a16);
+      to_bf16(B, K, N, ldb, trans_b, b16);
+      memory ma(p.a, d.engine, a16.data()), mb(p.b, d.engine, b16.data()), mc(p.c, d.engine, C);
+      p.prim.execute(d.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    } else {
+      memory ma(p.a, d.engine, const_cast<float*>(A)), mb(p.b, d.engine, const_cast<float*>(B)),
+          mc(p.c, d.engine, C);
+      p.prim.execute(d.stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    }
+    d.stream.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("oneDNN matmul failed: ") + e.what());
+  }
 }
 
 template <>
 void gemm<double>(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                   const double* A, int64_t lda, const double* B, int64_t ldb, double beta,
-                  double* C, int64_t ldc) {
+                  double* C, int64_t ldc, Precision) {
   gemm_reference<double>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -36,16 +36,6 @@ void rope_rotate(const RopeTable& rope, int64_t t, F* x, bool inverse) {
   }
 }
 
-namespace {
-struct Slot {
-  int64_t head, comp;
-};
-Slot slot_of(int64_t s, int64_t P, int64_t ncomp, bool split) {
-  if (ncomp == 1) return {s, 0};
-  return split ? Slot{s % P, s / P} : Slot{s / 2, s % 2};
-}
-}  // namespace
-
 // One routine does both directions so that backward is exactly the transpose of forward.
 template <class F, bool kBackward>
 static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& rope,
@@ -60,13 +50,13 @@ static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& 
         F* canon;
         bool rotate = true;
         if (s < nq) {
-          const Slot sl = slot_of(s, a.Pq, a.ncomp, map.split);
+          const HeadSlot sl = head_slot(s, a.Pq, a.ncomp, map);
           canon = Q + (((b * a.Pq + sl.head) * a.ncomp + sl.comp) * T + t) * d;
         } else if (s < nq + nk) {
-          const Slot sl = slot_of(s - nq, a.Pk, a.ncomp, map.split);
+          const HeadSlot sl = head_slot(s - nq, a.Pk, a.ncomp, map);
           canon = K + (((b * a.Pk + sl.head) * a.ncomp + sl.comp) * T + t) * d;
         } else {
-          const Slot sl = slot_of(s - nq - nk, a.Pk, a.ncomp, map.split);
+          const HeadSlot sl = head_slot(s - nq - nk, a.Pk, a.ncomp, map);
           canon = V + ((b * a.Pk + sl.head) * T + t) * dv + sl.comp * d;
           rotate = false;
         }

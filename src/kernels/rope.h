@@ -25,6 +25,15 @@ struct HeadMapping {
   bool split = false;  // split (HF DiffLlama) vs interleaved (official) for ncomp == 2
 };
 
+// The canonical (head or group, map) of projection sub-head s, with P heads or groups.
+struct HeadSlot {
+  int64_t head, comp;
+};
+inline HeadSlot head_slot(int64_t s, int64_t P, int64_t ncomp, HeadMapping map) {
+  if (ncomp == 1) return {s, 0};
+  return map.split ? HeadSlot{s % P, s / P} : HeadSlot{s / 2, s % 2};
+}
+
 // qkv: [B*T, (Pq*ncomp + 2*Pk*ncomp) * d]. Writes Q, K, V (canonical, overwritten).
 template <class F>
 void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,

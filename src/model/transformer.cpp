@@ -37,7 +37,8 @@ std::vector<int32_t> next_token_targets(const std::vector<int32_t>& tokens, int6
 }
 
 double forward(const Model& model, const int32_t* tokens, const int32_t* targets, int64_t B,
-               int64_t T, Activations& A) {
+               int64_t T, Activations& A, const RunOptions& opts) {
+  A.opts = opts;
   const Config& c = model.config;
   const ParamLayout& P = model.layout;
   check(B > 0 && T > 0, "empty batch: need at least one token");
@@ -74,7 +75,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
     rmsnorm_forward(x.data(), model.at(L.input_norm), 1.f, eps, a.xn1.data(), a.inv_rms1.data(),
                     M, C);
     resize(a.qkv, M * Wqkv);
-    linear_forward(a.xn1.data(), model.at(L.qkv), a.qkv.data(), M, Wqkv, C);
+    linear_forward(a.xn1.data(), model.at(L.qkv), a.qkv.data(), M, Wqkv, C, A.opts.precision);
     resize(a.Q, M * c.q_width());
     resize(a.K, M * c.kv_width());
     resize(a.V, M * c.kv_width());
@@ -97,17 +98,17 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
       a.attn_out = a.attn_pre;
     }
     resize(a.h, M * C);
-    linear_forward(a.attn_out.data(), model.at(L.o_proj), a.h.data(), M, C, Wattn);
+    linear_forward(a.attn_out.data(), model.at(L.o_proj), a.h.data(), M, C, Wattn, A.opts.precision);
     for (int64_t i = 0; i < M * C; ++i) a.h[i] += x[i];
     resize(a.inv_rms2, M);
     resize(a.xn2, M * C);
     rmsnorm_forward(a.h.data(), model.at(L.post_norm), 1.f, eps, a.xn2.data(), a.inv_rms2.data(),
                     M, C);
     resize(a.gate_up, M * 2 * F);
-    linear_forward(a.xn2.data(), model.at(L.gate_up), a.gate_up.data(), M, 2 * F, C);
+    linear_forward(a.xn2.data(), model.at(L.gate_up), a.gate_up.data(), M, 2 * F, C, A.opts.precision);
     resize(a.act, M * F);
     swiglu_forward(a.gate_up.data(), a.act.data(), M, F);
-    linear_forward(a.act.data(), model.at(L.down), x.data(), M, C, F);
+    linear_forward(a.act.data(), model.at(L.down), x.data(), M, C, F, A.opts.precision);
     for (int64_t i = 0; i < M * C; ++i) x[i] += a.h[i];
   }
   A.x_final = std::move(x);
@@ -116,7 +117,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   rmsnorm_forward(A.x_final.data(), model.at(P.final_norm), 1.f, eps, A.xn_f.data(),
                   A.inv_rms_f.data(), M, C);
   resize(A.logits, M * V);
-  linear_forward(A.xn_f.data(), model.at(P.lm_head), A.logits.data(), M, V, C);
+  linear_forward(A.xn_f.data(), model.at(P.lm_head), A.logits.data(), M, V, C, A.opts.precision);
   A.loss = cross_entropy_forward(A.logits.data(), A.targets.data(), M, V, &A.counted);
   return A.loss;
 }
@@ -136,7 +137,7 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
   cross_entropy_backward(A.logits.data(), A.targets.data(), M, V, dloss, dlogits.data());
   std::vector<float> dxn(static_cast<size_t>(M * C));
   linear_backward(dlogits.data(), A.xn_f.data(), model.at(P.lm_head), dxn.data(), G + P.lm_head,
-                  M, V, C, false);
+                  M, V, C, false, A.opts.precision);
   dlogits = {};
   std::vector<float> dx(static_cast<size_t>(M * C), 0.f);
   rmsnorm_backward(dxn.data(), A.x_final.data(), model.at(P.final_norm), 1.f,
@@ -156,16 +157,16 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
     // out = h + down(swiglu(gate_up(norm2(h))))
     dh = dx;
     linear_backward(dx.data(), a.act.data(), model.at(L.down), dact.data(), G + L.down, M, C, F,
-                    false);
+                    false, A.opts.precision);
     swiglu_backward(a.gate_up.data(), dact.data(), dgu.data(), M, F);
     linear_backward(dgu.data(), a.xn2.data(), model.at(L.gate_up), dxn.data(), G + L.gate_up, M,
-                    2 * F, C, false);
+                    2 * F, C, false, A.opts.precision);
     rmsnorm_backward(dxn.data(), a.h.data(), model.at(L.post_norm), 1.f, a.inv_rms2.data(),
                      dh.data(), G + L.post_norm, M, C);
     // h = x_in + o_proj(attention(norm1(x_in)))
     dx = dh;
     linear_backward(dh.data(), a.attn_out.data(), model.at(L.o_proj), dattn_out.data(),
-                    G + L.o_proj, M, C, Wattn, false);
+                    G + L.o_proj, M, C, Wattn, false, A.opts.precision);
     const float* dattn_pre = dattn_out.data();
     if (c.is_diff()) {
       dpre.assign(static_cast<size_t>(M * Wattn), 0.f);
@@ -185,7 +186,7 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
                       G + L.lambda_q1, G + L.lambda_k1, G + L.lambda_q2, G + L.lambda_k2);
     qkv_to_heads_backward(ad, map, A.rope, dQ.data(), dK.data(), dV.data(), dqkv.data());
     linear_backward(dqkv.data(), a.xn1.data(), model.at(L.qkv), dxn.data(), G + L.qkv, M, Wqkv,
-                    C, false);
+                    C, false, A.opts.precision);
     rmsnorm_backward(dxn.data(), a.x_in.data(), model.at(L.input_norm), 1.f, a.inv_rms1.data(),
                      dx.data(), G + L.input_norm, M, C);
   }

@@ -6,10 +6,16 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "kernels/rope.h"
 #include "model/params.h"
 
 namespace difftx {
+
+// How to run the model: matrix-product precision (fp32 is the default and the reference).
+struct RunOptions {
+  Precision precision = Precision::kFP32;
+};
 
 struct LayerActivations {
   std::vector<float> x_in;      // [M, C] residual stream entering the layer
@@ -36,6 +42,7 @@ struct Activations {
   std::vector<float> x_final, inv_rms_f, xn_f;  // [M, C], [M], [M, C]
   std::vector<float> logits;                    // [M, vocab]
   RopeTable rope;
+  RunOptions opts;  // as given to forward(); backward() uses the same
   int64_t counted = 0;  // targets that count in the loss
   double loss = 0.0;
 };
@@ -43,7 +50,7 @@ struct Activations {
 // Checks token ids and length against the config (throws Error), runs the model and returns
 // the mean cross-entropy over targets >= 0 (0 when none). targets may be null (no loss).
 double forward(const Model& model, const int32_t* tokens, const int32_t* targets, int64_t B,
-               int64_t T, Activations& acts);
+               int64_t T, Activations& acts, const RunOptions& opts = {});
 
 // Adds d(loss)/d(parameter) * dloss into grads (same layout as model.params).
 void backward(const Model& model, Activations& acts, float* grads, double dloss = 1.0);
