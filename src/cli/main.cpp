@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_init);
   add("inspect", "Run one forward (and backward) pass and write logits, loss and gradients",
       difftx::cli::add_inspect);
+  add("bench", "Time training, prefill and decoding on random tokens", difftx::cli::add_bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
