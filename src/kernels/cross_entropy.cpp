@@ -3,15 +3,31 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 namespace difftx {
 namespace {
-template <class F>
-double row_logsumexp(const F* x, int64_t n) {
+double row_logsumexp(const double* x, int64_t n) {
   double mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
   return mx + std::log(sum);
+}
+// float rows: vectorised max and sum of fast_exp, the sum accumulated in 16 float lanes.
+double row_logsumexp(const float* x, int64_t n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += fast_exp(x[i] - mx);
+  return static_cast<double>(mx) + std::log(static_cast<double>(sum));
+}
+template <class F>
+F exp_of(F x) {
+  if constexpr (sizeof(F) == sizeof(float)) return fast_exp(x);
+  else return std::exp(x);
 }
 int64_t count_targets(const int32_t* targets, int64_t rows) {
   int64_t n = 0;
@@ -48,9 +64,11 @@ void cross_entropy_backward(const F* logits, const int32_t* targets, int64_t row
       std::fill(dx, dx + vocab, F(0));
       continue;
     }
-    const double lse = row_logsumexp(x, vocab);
-    for (int64_t i = 0; i < vocab; ++i) dx[i] = static_cast<F>(k * std::exp(x[i] - lse));
-    dx[targets[r]] -= static_cast<F>(k);
+    const F lse = static_cast<F>(row_logsumexp(x, vocab));
+    const F kf = static_cast<F>(k);
+#pragma omp simd
+    for (int64_t i = 0; i < vocab; ++i) dx[i] = kf * exp_of<F>(x[i] - lse);
+    dx[targets[r]] -= kf;
   }
 }
 

@@ -2,7 +2,16 @@
 
 #include <cmath>
 
+#include "kernels/vec_math.h"
+
 namespace difftx {
+namespace {
+template <class F>
+F sigmoid(F x) {
+  if constexpr (sizeof(F) == sizeof(float)) return 1.f / (1.f + fast_exp(-x));
+  else return F(1) / (F(1) + std::exp(-x));
+}
+}  // namespace
 
 template <class F>
 void swiglu_forward(const F* gu, F* act, int64_t rows, int64_t f) {
@@ -11,8 +20,9 @@ void swiglu_forward(const F* gu, F* act, int64_t rows, int64_t f) {
     const F* g = gu + r * 2 * f;
     const F* u = g + f;
     F* a = act + r * f;
+#pragma omp simd
     for (int64_t i = 0; i < f; ++i) {
-      const F sig = F(1) / (F(1) + std::exp(-g[i]));
+      const F sig = sigmoid(g[i]);
       a[i] = g[i] * sig * u[i];
     }
   }
@@ -27,8 +37,9 @@ void swiglu_backward(const F* gu, const F* dact, F* dgu, int64_t rows, int64_t f
     const F* da = dact + r * f;
     F* dg = dgu + r * 2 * f;
     F* du = dg + f;
+#pragma omp simd
     for (int64_t i = 0; i < f; ++i) {
-      const F sig = F(1) / (F(1) + std::exp(-g[i]));
+      const F sig = sigmoid(g[i]);
       du[i] = da[i] * g[i] * sig;
       dg[i] = da[i] * u[i] * sig * (F(1) + g[i] * (F(1) - sig));
     }
