@@ -24,29 +24,34 @@ TEST_P(GoldenTest, LogitsLossAndGradientsMatchPyTorch) {
   const int64_t T = static_cast<int64_t>(tokens.size());
   const auto expected = SafetensorsFile::read(dir + "/expected.safetensors");
 
-  Activations acts;
-  const auto targets = next_token_targets(tokens, 1, T);
-  const double loss = forward(*model, tokens.data(), targets.data(), 1, T, acts);
-  AlignedFloats grads(model->layout.total);
-  backward(*model, acts, grads.data());
+  for (const AttentionKernel kernel : {AttentionKernel::kFlash, AttentionKernel::kReference}) {
+    SCOPED_TRACE(kernel == AttentionKernel::kFlash ? "flash attention" : "reference attention");
+    RunOptions opts;
+    opts.attention = kernel;
+    Activations acts;
+    const auto targets = next_token_targets(tokens, 1, T);
+    const double loss = forward(*model, tokens.data(), targets.data(), 1, T, acts, opts);
+    AlignedFloats grads(model->layout.total);
+    backward(*model, acts, grads.data());
 
-  const auto ref_loss = expected.to_float(*expected.find("loss"));
-  EXPECT_NEAR(loss, ref_loss[0], 1e-4 * std::abs(ref_loss[0]));
-  const auto ref_logits = expected.to_float(*expected.find("logits"));
-  ASSERT_EQ(ref_logits.size(), acts.logits.size());
-  EXPECT_LT(test::max_rel_error(acts.logits.data(), ref_logits.data(), ref_logits.size()), 1e-4);
+    const auto ref_loss = expected.to_float(*expected.find("loss"));
+    EXPECT_NEAR(loss, ref_loss[0], 1e-4 * std::abs(ref_loss[0]));
+    const auto ref_logits = expected.to_float(*expected.find("logits"));
+    ASSERT_EQ(ref_logits.size(), acts.logits.size());
+    EXPECT_LT(test::max_rel_error(acts.logits.data(), ref_logits.data(), ref_logits.size()), 1e-4);
 
-  int checked = 0;
-  for (const auto& spec : model->layout.tensors) {
-    const StTensor* ref = expected.find("grad." + spec.name);
-    ASSERT_NE(ref, nullptr) << "golden file lacks grad." << spec.name;
-    const auto g = expected.to_float(*ref);
-    ASSERT_EQ(g.size(), spec.numel) << spec.name;
-    EXPECT_LT(test::max_rel_error(grads.data() + spec.offset, g.data(), g.size()), 1e-3)
-        << spec.name;
-    ++checked;
+    int checked = 0;
+    for (const auto& spec : model->layout.tensors) {
+      const StTensor* ref = expected.find("grad." + spec.name);
+      ASSERT_NE(ref, nullptr) << "golden file lacks grad." << spec.name;
+      const auto g = expected.to_float(*ref);
+      ASSERT_EQ(g.size(), spec.numel) << spec.name;
+      EXPECT_LT(test::max_rel_error(grads.data() + spec.offset, g.data(), g.size()), 1e-3)
+          << spec.name;
+      ++checked;
+    }
+    EXPECT_EQ(checked + 2, static_cast<int>(expected.tensors().size()));
   }
-  EXPECT_EQ(checked + 2, static_cast<int>(expected.tensors().size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,

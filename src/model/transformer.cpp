@@ -85,8 +85,12 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
                                 model.at(L.lambda_q2), model.at(L.lambda_k2), c.head_dim,
                                 static_cast<float>(c.lambda_init(l)));
     resize(a.attn_pre, M * Wattn);
-    attention_forward_reference(ad, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
-                                a.attn_pre.data(), a.attn_saved);
+    if (opts.attention == AttentionKernel::kFlash)
+      flash_attention_forward(ad, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                              a.attn_pre.data(), a.flash_saved);
+    else
+      attention_forward_reference(ad, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                  a.attn_pre.data(), a.attn_saved);
     if (c.is_diff()) {
       resize(a.inv_rms_h, M * ad.Pq);
       resize(a.attn_out, M * Wattn);
@@ -177,9 +181,13 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
                        M * ad.Pq, ad.dv());
       dattn_pre = dpre.data();
     }
-    const float dlambda = attention_backward_reference(ad, a.Q.data(), a.K.data(), a.V.data(),
-                                                       a.lambda, a.attn_saved, dattn_pre,
-                                                       dQ.data(), dK.data(), dV.data());
+    const float dlambda =
+        A.opts.attention == AttentionKernel::kFlash
+            ? flash_attention_backward(ad, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                       a.flash_saved, dattn_pre, dQ.data(), dK.data(), dV.data())
+            : attention_backward_reference(ad, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                           a.attn_saved, dattn_pre, dQ.data(), dK.data(),
+                                           dV.data());
     if (c.is_diff())
       lambda_backward(dlambda, model.at(L.lambda_q1), model.at(L.lambda_k1),
                       model.at(L.lambda_q2), model.at(L.lambda_k2), c.head_dim,

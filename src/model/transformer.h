@@ -6,15 +6,23 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/flash_attention.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
 #include "model/params.h"
 
 namespace difftx {
 
-// How to run the model: matrix-product precision (fp32 is the default and the reference).
+enum class AttentionKernel {
+  kFlash,      // fused, O(T) memory (kernels/flash_attention.h): the default
+  kReference,  // T x T maps (kernels/attention.h): the source of truth in tests
+};
+
+// How to run the model: matrix-product precision (fp32 is the default and the reference)
+// and attention kernel.
 struct RunOptions {
   Precision precision = Precision::kFP32;
+  AttentionKernel attention = AttentionKernel::kFlash;
 };
 
 struct LayerActivations {
@@ -23,7 +31,8 @@ struct LayerActivations {
   std::vector<float> xn1;       // [M, C]
   std::vector<float> qkv;       // [M, q_width + 2 kv_width]
   std::vector<float> Q, K, V;   // canonical head-major layout (kernels/attention.h)
-  AttentionSaved<float> attn_saved;
+  AttentionSaved<float> attn_saved;  // kReference
+  FlashSaved flash_saved;            // kFlash
   std::vector<float> attn_pre;   // [M, Pq*dv] attention output before the head norm (diff)
   std::vector<float> inv_rms_h;  // [M*Pq] head norm (diff)
   std::vector<float> attn_out;   // [M, Pq*dv] input of o_proj

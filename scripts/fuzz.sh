@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Fuzzes the two parsers that read untrusted files: safetensors and config.json.
+#
+#   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
+#
+# Builds fuzz/fuzz_*.cpp with libFuzzer + AddressSanitizer + UndefinedBehaviorSanitizer into
+# build-fuzz/, then runs each target for SECONDS on a scratch copy of fuzz/corpus/<target>
+# (the repository's seed corpus is never modified). A crash, sanitizer report, leak, timeout,
+# out-of-memory or an exception other than difftx::Error is a finding: its input is saved in
+# build-fuzz/findings/<target>/ and the script exits 1. One summary line per target.
+set -euo pipefail
+
+SECS="${1:-20}"
+[[ "$SECS" =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS]" >&2; exit 2; }
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="$ROOT/build-fuzz"
+CXX="${FUZZ_CXX:-clang++}"
+CXXFLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+          -fno-omit-frame-pointer -I"$ROOT/src")
+COMMON=(src/core/error.cpp src/core/files.cpp)
+declare -A SOURCES=(
+  [safetensors]="fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp"
+  [config]="fuzz/fuzz_config.cpp src/model/config.cpp"
+)
+TARGETS=(safetensors config)
+HEADERS=(src/core src/io src/model/config.h)  # what the sources above include
+
+command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
+mkdir -p "$OUT/logs"
+
+# Build (only when a source or header is newer than the binary), both targets in parallel.
+pids=()
+for t in "${TARGETS[@]}"; do
+  bin="$OUT/fuzz_$t"
+  read -r -a srcs <<< "${SOURCES[$t]}"
+  if [[ -x "$bin" ]] && [[ -z "$(cd "$ROOT" && find "${srcs[@]}" "${COMMON[@]}" "${HEADERS[@]}" \
+                                      -newer "$bin" -print -quit)" ]]; then
+    continue
+  fi
+  (cd "$ROOT" && "$CXX" "${CXXFLAGS[@]}" "${srcs[@]}" "${COMMON[@]}" -o "$bin" \
+     > "$OUT/logs/build_$t.log" 2>&1) &
+  pids+=("$!:$t")
+done
+for p in "${pids[@]}"; do
+  if ! wait "${p%%:*}"; then
+    echo "fuzz.sh: building fuzz_${p#*:} failed:" >&2
+    cat "$OUT/logs/build_${p#*:}.log" >&2
+    exit 2
+  fi
+done
+
+status=0
+for t in "${TARGETS[@]}"; do
+  scratch="$(mktemp -d "${TMPDIR:-/tmp}/difftx-fuzz-$t.XXXXXX")"
+  cp -r "$ROOT/fuzz/corpus/$t/." "$scratch/"
+  seeds=$(find "$scratch" -type f | wc -l)
+  findings="$OUT/findings/$t"
+  mkdir -p "$findings"
+  log="$OUT/logs/fuzz_$t.log"
+  rc=0
+  "$OUT/fuzz_$t" "$scratch" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+      -malloc_limit_mb=1024 -max_len=4096 -dict="$ROOT/fuzz/$t.dict" -print_final_stats=1 \
+      -artifact_prefix="$findings/" > "$log" 2>&1 || rc=$?
+  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
+  corpus=$(find "$scratch" -type f | wc -l)
+  rm -rf "$scratch"
+  if [[ $rc -eq 0 ]]; then
+    echo "fuzz_$t: ok: ${runs:-?} runs in ${SECS}s, ${cov:-cov ?}, corpus $seeds -> $corpus inputs"
+  else
+    status=1
+    artifact=$(grep -Eo "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
+    reason=$(grep -Em1 'ERROR: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer|libFuzzer)|runtime error:|terminate called|uncaught exception' "$log" || true)
+    echo "fuzz_$t: FINDING (exit $rc) after ${runs:-?} runs: ${reason:-see log}; input: ${artifact:-?}; log: $log"
+  fi
+done
+exit $status
