@@ -50,6 +50,8 @@ for p in "${pids[@]}"; do
 done
 
 status=0
+scratch=""
+trap 'rm -rf "$scratch"' EXIT
 for t in "${TARGETS[@]}"; do
   scratch="$(mktemp -d "${TMPDIR:-/tmp}/difftx-fuzz-$t.XXXXXX")"
   cp -r "$ROOT/fuzz/corpus/$t/." "$scratch/"

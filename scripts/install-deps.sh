@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
       libdnnl-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev googletest libbenchmark-dev
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev libstb-dev)
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,6 +7,7 @@
 // Bad models are made from a good one: either written by `difftx init` from a tiny config
 // ("init", F32) or a copy of the golden case diff_bf16_weights ("bf16").
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,15 +21,13 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -44,8 +43,12 @@ constexpr const char* kWarningPrefix = "difftx: warning: ";
 constexpr int kTinyVocab = 32;
 constexpr int kTinyMaxPositions = 8;
 json tiny_config() {
-  return {{"model_type", "diffllama"}, {"vocab_size", kTinyVocab},   {"hidden_size", 16},
-          {"intermediate_size", 24},   {"num_hidden_layers", 2},     {"num_attention_heads", 4},
+  return {{"model_type", "diffllama"},
+          {"vocab_size", kTinyVocab},
+          {"hidden_size", 16},
+          {"intermediate_size", 24},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
           {"max_position_embeddings", kTinyMaxPositions}};
 }
 
@@ -98,7 +101,8 @@ struct Safetensors {
     std::vector<uint8_t> b(8 + header_text.size() + data.size());
     put_u64le(b, header_text.size());
     std::copy(header_text.begin(), header_text.end(), b.begin() + 8);
-    std::copy(data.begin(), data.end(), b.begin() + 8 + static_cast<std::ptrdiff_t>(header_text.size()));
+    std::copy(data.begin(), data.end(),
+              b.begin() + 8 + static_cast<std::ptrdiff_t>(header_text.size()));
     return b;
   }
   void save(const fs::path& p) const { write_bytes(p, assemble(header.dump(), data)); }
@@ -276,7 +280,8 @@ class Cli : public ::testing::Test {
     if (base == "init") {
       const fs::path cfg = root_ / "tiny_config.json";
       write_text(cfg, tiny_config().dump(2));
-      const RunResult r = run({"init", "--config", cfg.string(), "--out", dir.string(), "--seed", "7"});
+      const RunResult r =
+          run({"init", "--config", cfg.string(), "--out", dir.string(), "--seed", "7"});
       EXPECT_TRUE(r.exited && r.status == 0) << report(r);
     } else {
       fs::create_directory(dir);
@@ -294,7 +299,8 @@ class Cli : public ::testing::Test {
     expect_error_line(r, needle);
     const auto after = snapshot(work_);
     EXPECT_EQ(before, after) << "the failing run changed its directory\nbefore:\n"
-                             << describe(before) << "after:\n" << describe(after) << report(r);
+                             << describe(before) << "after:\n"
+                             << describe(after) << report(r);
   }
 
   fs::path root_, work_;  // work_ holds the test's inputs and --out paths
@@ -353,21 +359,26 @@ std::vector<ConfigCase> config_cases() {
       set_key("num_hidden_layers_zero", "num_hidden_layers", 0),
       set_key("model_type_unknown", "model_type", "gpt2"),
       set_key("model_type_number", "model_type", 5),
-      with_keys("diff_odd_heads", {{"num_attention_heads", 3}, {"num_key_value_heads", 3},
-                                   {"head_dim", 4}}, "num_attention_heads"),
-      with_keys("diff_odd_kv_heads", {{"num_attention_heads", 4}, {"num_key_value_heads", 1},
-                                      {"head_dim", 4}}, "num_key_value_heads"),
-      with_keys("kv_heads_not_dividing", {{"num_attention_heads", 8}, {"num_key_value_heads", 6},
-                                          {"head_dim", 4}}, "num_key_value_heads"),
-      with_keys("heads_not_dividing_hidden", {{"hidden_size", 16}, {"num_attention_heads", 6},
-                                              {"num_key_value_heads", 6}}, "num_attention_heads",
-                {"head_dim"}),
-      with_keys("odd_head_dim", {{"num_attention_heads", 4}, {"num_key_value_heads", 4},
-                                 {"head_dim", 5}}, "head_dim"),
+      with_keys("diff_odd_heads",
+                {{"num_attention_heads", 3}, {"num_key_value_heads", 3}, {"head_dim", 4}},
+                "num_attention_heads"),
+      with_keys("diff_odd_kv_heads",
+                {{"num_attention_heads", 4}, {"num_key_value_heads", 1}, {"head_dim", 4}},
+                "num_key_value_heads"),
+      with_keys("kv_heads_not_dividing",
+                {{"num_attention_heads", 8}, {"num_key_value_heads", 6}, {"head_dim", 4}},
+                "num_key_value_heads"),
+      with_keys("heads_not_dividing_hidden",
+                {{"hidden_size", 16}, {"num_attention_heads", 6}, {"num_key_value_heads", 6}},
+                "num_attention_heads", {"head_dim"}),
+      with_keys("odd_head_dim",
+                {{"num_attention_heads", 4}, {"num_key_value_heads", 4}, {"head_dim", 5}},
+                "head_dim"),
       with_keys("huge_vocab_and_hidden", {{"vocab_size", 2000000000}, {"hidden_size", 2000000000}},
                 ""),
-      with_keys("huge_but_each_dim_valid", {{"hidden_size", 100000}, {"intermediate_size", 400000},
-                                            {"num_hidden_layers", 100}}, ""),
+      with_keys(
+          "huge_but_each_dim_valid",
+          {{"hidden_size", 100000}, {"intermediate_size", 400000}, {"num_hidden_layers", 100}}, ""),
       set_key("attention_bias_true", "attention_bias", true),
       set_key("mlp_bias_true", "mlp_bias", true),
       set_key("hidden_act_gelu", "hidden_act", "gelu"),
@@ -398,7 +409,8 @@ TEST_P(InitBadConfig, FailsCleanly) {
   const fs::path cfg = work_ / "config.json";
   write_text(cfg, GetParam().make(tiny_config()));
   const fs::path out = work_ / "new_model";
-  expect_clean_failure({"init", "--config", cfg.string(), "--out", out.string()}, GetParam().needle);
+  expect_clean_failure({"init", "--config", cfg.string(), "--out", out.string()},
+                       GetParam().needle);
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -421,7 +433,8 @@ DirCase st_case(std::string name, std::function<void(Safetensors&)> fn, std::str
           std::move(needle)};
 }
 DirCase bytes_case(std::string name, std::function<void(std::vector<uint8_t>&)> fn) {
-  return {std::move(name), [fn](const fs::path& d) { edit_bytes(d / "model.safetensors", fn); }, ""};
+  return {std::move(name), [fn](const fs::path& d) { edit_bytes(d / "model.safetensors", fn); },
+          ""};
 }
 DirCase header_text_case(std::string name, std::string header_text) {
   return bytes_case(std::move(name), [header_text](std::vector<uint8_t>& b) {
@@ -430,40 +443,62 @@ DirCase header_text_case(std::string name, std::string header_text) {
     b = Safetensors::assemble(header_text, data);
   });
 }
-DirCase offsets_case(std::string name, std::function<json(uint64_t b, uint64_t e)> fn) {
-  return st_case(std::move(name), [fn](Safetensors& s) {
-    json& off = s.header.at(kNorm).at("data_offsets");
-    off = fn(off[0].get<uint64_t>(), off[1].get<uint64_t>());
-  }, kNorm);
+// Replaces the data_offsets [b, e] of model.norm.weight by fn(b, e).
+using Offs = std::vector<json>;
+DirCase offsets_case(std::string name, std::function<Offs(int64_t b, int64_t e)> fn) {
+  return st_case(
+      std::move(name),
+      [fn](Safetensors& s) {
+        json& off = s.header.at(kNorm).at("data_offsets");
+        off = fn(off[0].get<int64_t>(), off[1].get<int64_t>());
+      },
+      kNorm);
+}
+DirCase shifted_offsets(std::string name, int64_t db, int64_t de) {
+  return offsets_case(std::move(name), [db, de](int64_t b, int64_t e) {
+    return json{b + db, e + de};
+  });
 }
 DirCase field_case(std::string name, std::string tensor, std::string field, json value) {
-  return st_case(std::move(name), [=](Safetensors& s) { s.header.at(tensor)[field] = value; },
-                 tensor);
+  return st_case(
+      std::move(name), [=](Safetensors& s) { s.header.at(tensor)[field] = value; }, tensor);
 }
 
 std::vector<DirCase> dir_cases() {
   std::vector<DirCase> v = {
       {"no_model_dir", [](const fs::path& d) { fs::remove_all(d); }, ""},
-      {"model_dir_is_file", [](const fs::path& d) { fs::remove_all(d); write_text(d, "x"); }, ""},
+      {"model_dir_is_file",
+       [](const fs::path& d) {
+         fs::remove_all(d);
+         write_text(d, "x");
+       },
+       ""},
       {"no_config", [](const fs::path& d) { fs::remove(d / "config.json"); }, "config.json"},
       {"no_weights", [](const fs::path& d) { fs::remove(d / "model.safetensors"); },
        "model.safetensors"},
-      {"config_is_dir", [](const fs::path& d) {
+      {"config_is_dir",
+       [](const fs::path& d) {
          fs::remove(d / "config.json");
          fs::create_directory(d / "config.json");
-       }, "config.json"},
-      {"weights_is_dir", [](const fs::path& d) {
+       },
+       "config.json"},
+      {"weights_is_dir",
+       [](const fs::path& d) {
          fs::remove(d / "model.safetensors");
          fs::create_directory(d / "model.safetensors");
-       }, "model.safetensors"},
+       },
+       "model.safetensors"},
       bytes_case("weights_empty", [](std::vector<uint8_t>& b) { b.clear(); }),
       bytes_case("weights_5_bytes", [](std::vector<uint8_t>& b) { b.resize(5); }),
-      bytes_case("truncated_in_data", [](std::vector<uint8_t>& b) {
-        const uint64_t n = get_u64le(b);
-        b.resize(8 + n + (b.size() - 8 - n) / 2);
-      }),
-      bytes_case("truncated_in_header", [](std::vector<uint8_t>& b) { b.resize(8 + get_u64le(b) / 2); }),
-      bytes_case("truncated_after_header", [](std::vector<uint8_t>& b) { b.resize(8 + get_u64le(b)); }),
+      bytes_case("truncated_in_data",
+                 [](std::vector<uint8_t>& b) {
+                   const uint64_t n = get_u64le(b);
+                   b.resize(8 + n + (b.size() - 8 - n) / 2);
+                 }),
+      bytes_case("truncated_in_header",
+                 [](std::vector<uint8_t>& b) { b.resize(8 + get_u64le(b) / 2); }),
+      bytes_case("truncated_after_header",
+                 [](std::vector<uint8_t>& b) { b.resize(8 + get_u64le(b)); }),
       bytes_case("header_length_past_eof", [](std::vector<uint8_t>& b) { put_u64le(b, b.size()); }),
       bytes_case("header_length_max", [](std::vector<uint8_t>& b) { put_u64le(b, UINT64_MAX); }),
       bytes_case("header_length_zero", [](std::vector<uint8_t>& b) { put_u64le(b, 0); }),
@@ -473,40 +508,55 @@ std::vector<DirCase> dir_cases() {
       header_text_case("header_string", "\"model.norm.weight\""),
       header_text_case("header_tensor_not_object", "{\"model.norm.weight\": 5}"),
       header_text_case("header_metadata_not_object", "{\"__metadata__\": [1]}"),
-      offsets_case("offsets_outside_data", [](uint64_t b, uint64_t e) { return json{b + 1000000, e + 1000000}; }),
-      offsets_case("offsets_end_past_data", [](uint64_t b, uint64_t e) { return json{b + 8, e + 1000000}; }),
-      offsets_case("offsets_short_of_shape", [](uint64_t b, uint64_t e) { return json{b, e - 4}; }),
-      offsets_case("offsets_long_for_shape", [](uint64_t b, uint64_t) { return json{0, b + 2}; }),
-      offsets_case("offsets_begin_after_end", [](uint64_t b, uint64_t e) { return json{e, b}; }),
-      offsets_case("offsets_negative", [](uint64_t, uint64_t e) { return json{-4, e}; }),
-      offsets_case("offsets_three", [](uint64_t b, uint64_t e) { return json{b, e, e}; }),
-      offsets_case("offsets_fraction", [](uint64_t b, uint64_t e) { return json{b + 0.5, e}; }),
-      offsets_case("offsets_huge", [](uint64_t, uint64_t) { return json{UINT64_MAX - 1, UINT64_MAX}; }),
+      shifted_offsets("offsets_outside_data", 1000000, 1000000),
+      shifted_offsets("offsets_end_past_data", 0, 1000000),
+      shifted_offsets("offsets_short_of_shape", 0, -4),
+      shifted_offsets("offsets_long_for_shape", -4, 0),
+      // clang-format off
+      offsets_case("offsets_begin_after_end", [](int64_t b, int64_t e) { return Offs{e, b}; }),
+      offsets_case("offsets_negative", [](int64_t, int64_t e) { return Offs{-4, e}; }),
+      offsets_case("offsets_three", [](int64_t b, int64_t e) { return Offs{b, e, e}; }),
+      offsets_case("offsets_fraction", [](int64_t b, int64_t e) { return Offs{b + 0.5, e}; }),
+      offsets_case("offsets_huge", [](int64_t, int64_t) { return Offs{~0ULL - 1, ~0ULL}; }),
+      // clang-format on
       field_case("dtype_F64", kNorm, "dtype", "F64"),
       field_case("dtype_I8", kNorm, "dtype", "I8"),
       field_case("dtype_XYZ", kNorm, "dtype", "XYZ"),
       field_case("dtype_number", kNorm, "dtype", 32),
       field_case("shape_negative", kNorm, "shape", {-16}),
       field_case("shape_not_array", kNorm, "shape", 16),
-      field_case("shape_overflowing", kNorm, "shape", {4294967296ULL, 4294967296ULL, 4294967296ULL}),
-      st_case("missing_tensor", [](Safetensors& s) { s.header.erase(kNorm); }, kNorm),
-      st_case("missing_lm_head", [](Safetensors& s) { s.header.erase("lm_head.weight"); }, "lm_head.weight"),
-      st_case("wrong_shape_same_size", [](Safetensors& s) {
-        const int64_t n = shape_of(s.header, kNorm)[0];
-        s.header[kNorm]["shape"] = {n / 4, 4};
-      }, kNorm),
-      st_case("wrong_shape_transposed", [](Safetensors& s) {
-        auto sh = shape_of(s.header, kGate);
-        std::reverse(sh.begin(), sh.end());
-        s.header[kGate]["shape"] = sh;
-      }, kGate),
-      st_case("wrong_shape_scalar", [](Safetensors& s) {
-        // [] is one element: point it at the first 4 bytes of the tensor.
-        const uint64_t b = s.header[kNorm]["data_offsets"][0].get<uint64_t>();
-        s.header[kNorm]["shape"] = json::array();
-        s.header[kNorm]["dtype"] = "F32";
-        s.header[kNorm]["data_offsets"] = {b, b + 4};
-      }, kNorm),
+      field_case("shape_overflowing", kNorm, "shape",
+                 {4294967296ULL, 4294967296ULL, 4294967296ULL}),
+      st_case(
+          "missing_tensor", [](Safetensors& s) { s.header.erase(kNorm); }, kNorm),
+      st_case(
+          "missing_lm_head", [](Safetensors& s) { s.header.erase("lm_head.weight"); },
+          "lm_head.weight"),
+      st_case(
+          "wrong_shape_same_size",
+          [](Safetensors& s) {
+            const int64_t n = shape_of(s.header, kNorm)[0];
+            s.header[kNorm]["shape"] = {n / 4, 4};
+          },
+          kNorm),
+      st_case(
+          "wrong_shape_transposed",
+          [](Safetensors& s) {
+            auto sh = shape_of(s.header, kGate);
+            std::reverse(sh.begin(), sh.end());
+            s.header[kGate]["shape"] = sh;
+          },
+          kGate),
+      st_case(
+          "wrong_shape_scalar",
+          [](Safetensors& s) {
+            // [] is one element: point it at the first 4 bytes of the tensor.
+            const uint64_t b = s.header[kNorm]["data_offsets"][0].get<uint64_t>();
+            s.header[kNorm]["shape"] = json::array();
+            s.header[kNorm]["dtype"] = "F32";
+            s.header[kNorm]["data_offsets"] = {b, b + 4};
+          },
+          kNorm),
   };
   // Every bad config also breaks inspect, through the model's own config.json.
   for (const ConfigCase& c : config_cases())
@@ -527,8 +577,9 @@ TEST_P(InspectBadModel, FailsCleanly) {
   ASSERT_FALSE(HasFailure());
   c.damage(model);
   const fs::path out = work_ / "out.safetensors";
-  expect_clean_failure({"inspect", "--model", model.string(), "--tokens", "1,2,3", "--out",
-                        out.string(), "--grads"}, c.needle);
+  expect_clean_failure(
+      {"inspect", "--model", model.string(), "--tokens", "1,2,3", "--out", out.string(), "--grads"},
+      c.needle);
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -566,39 +617,49 @@ TEST_P(InspectBadTokens, FailsCleanly) {
   const fs::path model = make_model("init");
   ASSERT_FALSE(HasFailure());
   const fs::path out = work_ / "out.safetensors";
-  expect_clean_failure({"inspect", "--model", model.string(), "--tokens", GetParam().tokens,
-                        "--out", out.string()});
+  expect_clean_failure(
+      {"inspect", "--model", model.string(), "--tokens", GetParam().tokens, "--out", out.string()});
   EXPECT_FALSE(fs::exists(out));
 }
 
 // ------------------------------------------------------------------------------ bad flags
 
+// Arguments with placeholders: $MODEL (a good model), $CONFIG (a good config), $OUT (a path
+// that does not exist).
 struct FlagCase {
   std::string name;
-  // {model dir, config file, out path} -> arguments
-  std::function<std::vector<std::string>(const std::string&, const std::string&, const std::string&)> args;
+  std::vector<std::string> args;
 };
 
 std::vector<FlagCase> flag_cases() {
-  using S = const std::string&;
   return {
-      {"no_command", [](S, S, S) { return std::vector<std::string>{}; }},
-      {"unknown_command", [](S m, S, S o) { return std::vector<std::string>{"frobnicate", "--model", m, "--out", o}; }},
-      {"inspect_unknown_flag", [](S m, S, S o) { return std::vector<std::string>{"inspect", "--model", m, "--tokens", "1,2", "--out", o, "--bogus"}; }},
-      {"inspect_missing_model", [](S, S, S o) { return std::vector<std::string>{"inspect", "--tokens", "1,2", "--out", o}; }},
-      {"inspect_missing_tokens", [](S m, S, S o) { return std::vector<std::string>{"inspect", "--model", m, "--out", o}; }},
-      {"inspect_missing_out", [](S m, S, S) { return std::vector<std::string>{"inspect", "--model", m, "--tokens", "1,2"}; }},
-      {"inspect_out_without_value", [](S m, S, S) { return std::vector<std::string>{"inspect", "--model", m, "--tokens", "1,2", "--out"}; }},
-      {"inspect_extra_positional", [](S m, S, S o) { return std::vector<std::string>{"inspect", "--model", m, "--tokens", "1,2", "--out", o, "extra"}; }},
-      {"inspect_out_in_missing_dir", [](S m, S, S o) { return std::vector<std::string>{"inspect", "--model", m, "--tokens", "1,2", "--out", o + "/no/such/dir/x.safetensors"}; }},
-      {"init_unknown_flag", [](S, S c, S o) { return std::vector<std::string>{"init", "--config", c, "--out", o, "--bogus"}; }},
-      {"init_missing_config", [](S, S, S o) { return std::vector<std::string>{"init", "--out", o}; }},
-      {"init_missing_out", [](S, S c, S) { return std::vector<std::string>{"init", "--config", c}; }},
-      {"init_config_not_found", [](S, S c, S o) { return std::vector<std::string>{"init", "--config", c + ".nope", "--out", o}; }},
-      {"init_seed_abc", [](S, S c, S o) { return std::vector<std::string>{"init", "--config", c, "--out", o, "--seed", "abc"}; }},
-      {"init_seed_fraction", [](S, S c, S o) { return std::vector<std::string>{"init", "--config", c, "--out", o, "--seed", "1.5"}; }},
-      {"init_seed_without_value", [](S, S c, S o) { return std::vector<std::string>{"init", "--config", c, "--out", o, "--seed"}; }},
+      {"no_command", {}},
+      {"unknown_command", {"frobnicate", "--model", "$MODEL", "--out", "$OUT"}},
+      {"inspect_unknown_flag",
+       {"inspect", "--model", "$MODEL", "--tokens", "1,2", "--out", "$OUT", "--bogus"}},
+      {"inspect_missing_model", {"inspect", "--tokens", "1,2", "--out", "$OUT"}},
+      {"inspect_missing_tokens", {"inspect", "--model", "$MODEL", "--out", "$OUT"}},
+      {"inspect_missing_out", {"inspect", "--model", "$MODEL", "--tokens", "1,2"}},
+      {"inspect_out_without_value", {"inspect", "--model", "$MODEL", "--tokens", "1,2", "--out"}},
+      {"inspect_extra_positional",
+       {"inspect", "--model", "$MODEL", "--tokens", "1,2", "--out", "$OUT", "extra"}},
+      {"inspect_out_in_missing_dir",
+       {"inspect", "--model", "$MODEL", "--tokens", "1,2", "--out", "$OUT/no/such/x.safetensors"}},
+      {"init_unknown_flag", {"init", "--config", "$CONFIG", "--out", "$OUT", "--bogus"}},
+      {"init_missing_config", {"init", "--out", "$OUT"}},
+      {"init_missing_out", {"init", "--config", "$CONFIG"}},
+      {"init_config_not_found", {"init", "--config", "$CONFIG.nope", "--out", "$OUT"}},
+      {"init_seed_abc", {"init", "--config", "$CONFIG", "--out", "$OUT", "--seed", "abc"}},
+      {"init_seed_fraction", {"init", "--config", "$CONFIG", "--out", "$OUT", "--seed", "1.5"}},
+      {"init_seed_without_value", {"init", "--config", "$CONFIG", "--out", "$OUT", "--seed"}},
   };
+}
+
+std::string substitute(std::string s, const std::map<std::string, std::string>& vars) {
+  for (const auto& [key, value] : vars)
+    for (size_t at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size()))
+      s.replace(at, key.size(), value);
+  return s;
 }
 
 class BadFlags : public Cli, public ::testing::WithParamInterface<FlagCase> {};
@@ -609,7 +670,11 @@ TEST_P(BadFlags, FailClearly) {
   const fs::path cfg = work_ / "good_config.json";
   write_text(cfg, tiny_config().dump());
   const fs::path out = work_ / "out";
-  expect_clean_failure(GetParam().args(model.string(), cfg.string(), out.string()));
+  std::vector<std::string> args;
+  for (const auto& a : GetParam().args)
+    args.push_back(substitute(
+        a, {{"$MODEL", model.string()}, {"$CONFIG", cfg.string()}, {"$OUT", out.string()}}));
+  expect_clean_failure(args);
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -643,7 +708,9 @@ TEST_F(Cli, InitBadConfigIntoEmptyDirectoryLeavesItEmpty) {
 // allocation fails, and that must be a clean error, not a crash.
 TEST_F(Cli, InitAllocationFailureIsCleanError) {
   json c = tiny_config();
-  c.update({{"hidden_size", 4096}, {"intermediate_size", 16384}, {"num_hidden_layers", 4},
+  c.update({{"hidden_size", 4096},
+            {"intermediate_size", 16384},
+            {"num_hidden_layers", 4},
             {"num_attention_heads", 32}});  // about 1.1e9 parameters, 4.3 GB
   const fs::path cfg = work_ / "config.json", out = work_ / "big";
   write_text(cfg, c.dump());
@@ -677,7 +744,8 @@ TEST_F(Cli, InitIsDeterministicInTheSeed) {
   const fs::path cfg = work_ / "config.json";
   write_text(cfg, tiny_config().dump());
   auto init = [&](const std::string& dir, const std::string& seed) {
-    const RunResult r = run({"init", "--config", cfg.string(), "--out", (work_ / dir).string(), "--seed", seed});
+    const RunResult r =
+        run({"init", "--config", cfg.string(), "--out", (work_ / dir).string(), "--seed", seed});
     EXPECT_TRUE(r.exited && r.status == 0) << report(r);
     return read_bytes(work_ / dir / "model.safetensors");
   };
@@ -692,8 +760,8 @@ TEST_F(Cli, InitThenInspectWithGrads) {
   const fs::path model = make_model("init");
   ASSERT_FALSE(HasFailure());
   const fs::path out = work_ / "out.safetensors";
-  const RunResult r = run({"inspect", "--model", model.string(), "--tokens", "3,1,4,1,5",
-                           "--out", out.string(), "--grads"});
+  const RunResult r = run({"inspect", "--model", model.string(), "--tokens", "3,1,4,1,5", "--out",
+                           out.string(), "--grads"});
   ASSERT_TRUE(r.exited && r.status == 0) << report(r);
   EXPECT_EQ(r.err, "");
   const Safetensors m = Safetensors::load(model / "model.safetensors");
@@ -728,8 +796,8 @@ TEST_F(Cli, InspectWithoutGradsWritesLogitsAndLossOnly) {
   const fs::path model = make_model("init");
   ASSERT_FALSE(HasFailure());
   const fs::path out = work_ / "out.safetensors";
-  const RunResult r = run({"inspect", "--model", model.string(), "--tokens", " 0, 31 ,2",
-                           "--out", out.string()});
+  const RunResult r =
+      run({"inspect", "--model", model.string(), "--tokens", " 0, 31 ,2", "--out", out.string()});
   ASSERT_TRUE(r.exited && r.status == 0) << report(r);
   const Safetensors o = Safetensors::load(out);
   std::set<std::string> got;
@@ -751,8 +819,9 @@ TEST_F(Cli, InspectAcceptsExactlyMaxPositions) {
 TEST_F(Cli, ExtraTensorIsAWarning) {
   const fs::path model = make_model("init");
   ASSERT_FALSE(HasFailure());
-  edit_safetensors(model / "model.safetensors",
-                   [](Safetensors& s) { s.add_f32("model.extra.weight", {2, 3}, 1.0f); });
+  edit_safetensors(model / "model.safetensors", [](Safetensors& s) {
+    s.add_f32("model.extra.weight", {2, 3}, 1.0f);
+  });
   const fs::path out = work_ / "out.safetensors";
   const RunResult r = run({"inspect", "--model", model.string(), "--tokens", "1,2,3", "--out",
                            out.string(), "--grads"});
@@ -774,8 +843,8 @@ TEST_F(Cli, InspectEveryGoldenCase) {
     std::string tokens = read_text(e.path() / "tokens.txt");
     tokens.erase(tokens.find_last_not_of(" \r\n\t") + 1);
     const fs::path out = work_ / (name + ".safetensors");
-    const RunResult r = run({"inspect", "--model", e.path().string(), "--tokens", tokens,
-                             "--out", out.string(), "--grads"});
+    const RunResult r = run({"inspect", "--model", e.path().string(), "--tokens", tokens, "--out",
+                             out.string(), "--grads"});
     EXPECT_TRUE(r.exited && r.status == 0) << name << "\n" << report(r);
     EXPECT_EQ(r.err, "") << name;
     if (!fs::exists(out)) continue;
@@ -803,14 +872,14 @@ std::string case_name(const ::testing::TestParamInfo<T>& info) {
 
 INSTANTIATE_TEST_SUITE_P(Cli, InitBadConfig, ::testing::ValuesIn(config_cases()),
                          case_name<ConfigCase>);
-INSTANTIATE_TEST_SUITE_P(
-    Cli, InspectBadModel,
-    ::testing::Combine(::testing::ValuesIn(dir_cases()),
-                       ::testing::Values(std::string("init"), std::string("diff_bf16_weights"))),
-    [](const ::testing::TestParamInfo<std::tuple<DirCase, std::string>>& p) {
-      const std::string& base = std::get<1>(p.param);
-      return std::get<0>(p.param).name + (base == "init" ? "_f32" : "_bf16");
-    });
+INSTANTIATE_TEST_SUITE_P(Cli, InspectBadModel,
+                         ::testing::Combine(::testing::ValuesIn(dir_cases()),
+                                            ::testing::Values(std::string("init"),
+                                                              std::string("diff_bf16_weights"))),
+                         [](const ::testing::TestParamInfo<std::tuple<DirCase, std::string>>& p) {
+                           const std::string& base = std::get<1>(p.param);
+                           return std::get<0>(p.param).name + (base == "init" ? "_f32" : "_bf16");
+                         });
 INSTANTIATE_TEST_SUITE_P(Cli, InspectBadTokens, ::testing::ValuesIn(token_cases()),
                          case_name<TokenCase>);
 INSTANTIATE_TEST_SUITE_P(Cli, BadFlags, ::testing::ValuesIn(flag_cases()), case_name<FlagCase>);

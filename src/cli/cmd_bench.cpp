@@ -33,7 +33,7 @@ Runner add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   app.add_option("--threads", o->threads, "OpenMP threads (default: all cores)");
-  app.add_option("--seed", o->seed, "seed for weights and tokens")->capture_default_str();
+  app.add_option("--seed", o->seed, "seed for weights and tokens")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON object on stdout");
   return [o]() {
     const Config config = load_config(o->config, LayoutDefaults::kOfficial);

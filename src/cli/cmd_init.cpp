@@ -19,7 +19,9 @@ Runner add_init(CLI::App& app) {
       ->required();
   app.add_option("--out", o->out, "new model directory to create (must not exist or be empty)")
       ->required();
-  app.add_option("--seed", o->seed, "random seed for the initial weights")->capture_default_str();
+  app.add_option("--seed", o->seed, "random seed for the initial weights")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   return [o]() {
     const Config config = load_config(o->config, LayoutDefaults::kOfficial);
     Model model(config);

@@ -12,5 +12,6 @@ using Runner = std::function<int()>;
 Runner add_init(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_plot(CLI::App& app);
 
 }  // namespace difftx::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add("inspect", "Run one forward (and backward) pass and write logits, loss and gradients",
       difftx::cli::add_inspect);
   add("bench", "Time training, prefill and decoding on random tokens", difftx::cli::add_bench);
+  add("plot", "Draw the loss curves of training runs into a PNG", difftx::cli::add_plot);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -146,7 +146,7 @@ void SafetensorsFile::to_float(const StTensor& t, float* out) const {
   const size_t n = t.numel();
   switch (t.dtype) {
     case DType::kF32:
-      std::memcpy(out, p, n * 4);
+      if (n) std::memcpy(out, p, n * 4);
       break;
     case DType::kF16:
     case DType::kBF16:
@@ -185,7 +185,7 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
   for (const auto& t : tensors) {
     size_t numel = 1;
     for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
-    std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
+    if (numel) std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
     p += 4 * numel;
   }
   return out;

@@ -74,7 +74,7 @@ Config parse_config(const std::string& json_text, const std::string& where,
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(where + ": invalid JSON (" + std::string(e.what()) + ")");
   }
   if (!j.is_object()) throw Error(where + ": expected a JSON object");

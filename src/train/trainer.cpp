@@ -1,0 +1,171 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include "model/transformer.h"
+#include "train/schedule.h"
+
+namespace fs = std::filesystem;
+
+namespace difftx {
+namespace {
+constexpr const char* kStateFile = "train_state.safetensors";
+
+double global_norm(const float* g, size_t n) {
+  double ss = 0;
+#pragma omp parallel for simd reduction(+ : ss) schedule(static)
+  for (size_t i = 0; i < n; ++i) ss += static_cast<double>(g[i]) * g[i];
+  return std::sqrt(ss);
+}
+}  // namespace
+
+std::string train_options_to_json(const TrainOptions& o) {
+  return nlohmann::json{{"steps", o.steps}, {"batch", o.batch}, {"seq", o.seq}, {"accum", o.accum},
+                        {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
+                        {"weight_decay", o.weight_decay}, {"grad_clip", o.grad_clip},
+                        {"warmup", o.warmup}, {"cosine", o.cosine}, {"seed", o.seed},
+                        {"precision", o.precision == Precision::kBF16 ? "bf16" : "fp32"}}
+      .dump();
+}
+
+Trainer::Trainer(Model& model, const TokenData& train, const TokenData* val,
+                 const TrainOptions& opts, std::string model_dir)
+    : model_(model), train_(train), val_(val), opts_(opts), dir_(std::move(model_dir)),
+      opt_(model.layout, AdamWConfig{0.9, 0.95, 1e-8, opts.weight_decay, false}) {
+  if (opts_.warmup < 0) opts_.warmup = opts_.steps / 20;
+  check(train_.size() >= opts_.seq + 1,
+        "the training data has " + std::to_string(train_.size()) +
+            " tokens, fewer than one window of --seq + 1 = " + std::to_string(opts_.seq + 1));
+  if (val_)
+    check(val_->size() >= opts_.seq + 1,
+          "the validation data has " + std::to_string(val_->size()) +
+              " tokens, fewer than one window of --seq + 1 = " + std::to_string(opts_.seq + 1));
+}
+
+void Trainer::save_to(const std::string& dir) const {
+  const ParamLayout& L = model_.layout;
+  const int64_t total = static_cast<int64_t>(L.total);
+  nlohmann::json meta{{"step", step_}, {"skipped", skipped_total_}, {"adam_steps", opt_.steps()},
+                      {"options", nlohmann::json::parse(train_options_to_json(opts_))},
+                      {"config", nlohmann::json::parse(config_to_json(model_.config))}};
+  write_safetensors((fs::path(dir) / kStateFile).string(),
+                    {{"params", {total}, model_.params.data()},
+                     {"adam_m", {total}, opt_.m().data()},
+                     {"adam_v", {total}, opt_.v().data()}},
+                    {{"difftx_train_state", meta.dump()}});
+  write_model_files(dir, model_);
+}
+
+void Trainer::resume() {
+  const std::string path = (fs::path(dir_) / kStateFile).string();
+  if (!fs::exists(path)) throw Error("--resume: no checkpoint " + path + " to resume from");
+  const SafetensorsFile f = SafetensorsFile::read(path);
+  const auto it = f.metadata().find("difftx_train_state");
+  if (it == f.metadata().end()) throw Error(path + " is not a difftx training state");
+  const auto meta = nlohmann::json::parse(it->second, nullptr, false);
+  if (meta.is_discarded() || !meta.contains("config") || !meta.contains("step"))
+    throw Error(path + ": damaged training state metadata");
+  if (meta["config"].dump() != nlohmann::json::parse(config_to_json(model_.config)).dump())
+    throw Error("--resume: " + dir_ + " holds a run of another model config; use a new --out");
+  const size_t total = model_.layout.total;
+  auto load = [&](const char* name, float* dst) {
+    const StTensor* t = f.find(name);
+    if (!t || t->numel() != total) throw Error(path + ": missing or mis-sized tensor " + name);
+    f.to_float(*t, dst);
+  };
+  load("params", model_.params.data());
+  load("adam_m", opt_.m().data());
+  load("adam_v", opt_.v().data());
+  step_ = meta["step"].get<int64_t>();
+  skipped_total_ = meta.value("skipped", int64_t{0});
+  opt_.set_steps(meta.value("adam_steps", step_));
+}
+
+double Trainer::evaluate() const {
+  if (!val_) return NAN;
+  const int64_t T = opts_.seq, n = opts_.eval_windows;
+  std::vector<int32_t> window(static_cast<size_t>(T + 1));
+  RunOptions run;
+  run.precision = opts_.precision;
+  double total = 0;
+  Activations acts;
+  for (int64_t i = 0; i < n; ++i) {
+    val_->even_window(i, n, T, window.data());
+    std::vector<int32_t> targets(window.begin() + 1, window.end());
+    total += forward(model_, window.data(), targets.data(), 1, T, acts, run);
+  }
+  return total / static_cast<double>(n);
+}
+
+bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
+  using Clock = std::chrono::steady_clock;
+  const int64_t B = opts_.batch, T = opts_.seq;
+  const LrSchedule sched{opts_.lr, opts_.warmup, opts_.steps, opts_.min_lr_ratio, opts_.cosine};
+  AlignedFloats grads(model_.layout.total);
+  Activations acts;
+  RunOptions run;
+  run.precision = opts_.precision;
+  std::vector<int32_t> windows, inputs(static_cast<size_t>(B * T)), targets(inputs.size());
+  int64_t bad_in_a_row = 0;
+  while (step_ < opts_.steps) {
+    if (stop && stop->load()) {
+      save();
+      if (obs.on_save) obs.on_save(step_, dir_);
+      return false;
+    }
+    const auto t0 = Clock::now();
+    grads.zero();
+    double loss = 0;
+    for (int64_t micro = 0; micro < opts_.accum; ++micro) {
+      train_.sample_windows(opts_.seed, step_ * opts_.accum + micro, B, T, windows);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+          inputs[b * T + t] = windows[b * (T + 1) + t];
+          targets[b * T + t] = windows[b * (T + 1) + t + 1];
+        }
+      loss += forward(model_, inputs.data(), targets.data(), B, T, acts, run) /
+              static_cast<double>(opts_.accum);
+      backward(model_, acts, grads.data(), 1.0 / static_cast<double>(opts_.accum));
+    }
+    const double norm = global_norm(grads.data(), model_.layout.total);
+    const double lr = sched.at(step_);
+    const bool finite = std::isfinite(loss) && std::isfinite(norm);
+    if (finite) {
+      bad_in_a_row = 0;
+      if (opts_.grad_clip > 0 && norm > opts_.grad_clip) {
+        const float s = static_cast<float>(opts_.grad_clip / norm);
+        float* g = grads.data();
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < model_.layout.total; ++i) g[i] *= s;
+      }
+      opt_.step(model_.params.data(), grads.data(), lr);
+    } else {
+      ++skipped_total_;
+      if (++bad_in_a_row >= opts_.max_bad_steps)
+        throw Error("training diverged: " + std::to_string(bad_in_a_row) +
+                    " steps in a row had a non-finite loss or gradient (step " +
+                    std::to_string(step_ + 1) + "); lower --lr or use the last checkpoint");
+    }
+    ++step_;
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (obs.on_step && (step_ % opts_.log_every == 0 || step_ == opts_.steps || !finite))
+      obs.on_step({step_, loss, lr, norm, static_cast<double>(B * T * opts_.accum) / secs, !finite});
+    if (val_ && opts_.eval_every > 0 && (step_ % opts_.eval_every == 0 || step_ == opts_.steps) &&
+        obs.on_eval)
+      obs.on_eval(step_, evaluate());
+    if ((opts_.save_every > 0 && step_ % opts_.save_every == 0) || step_ == opts_.steps) {
+      save();
+      if (obs.on_save) obs.on_save(step_, dir_);
+    }
+  }
+  return true;
+}
+
+}  // namespace difftx

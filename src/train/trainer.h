@@ -1,0 +1,76 @@
+#pragma once
+// The training loop: random windows from the training data, forward/backward with gradient
+// accumulation, clipping by global norm, AdamW on a warm-up + decay schedule, periodic
+// evaluation and crash-proof checkpoints in the model directory.
+//
+// A checkpoint is one file, train_state.safetensors (weights, AdamW moments, step and the
+// options), written atomically, plus model.safetensors for inference; resuming reads only the
+// former, so a crash between the two writes can never pair mismatched files. Batches depend
+// only on (seed, step), so a resumed run continues bit-exactly.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "kernels/matmul.h"
+#include "model/params.h"
+#include "train/adamw.h"
+#include "train/dataset.h"
+
+namespace difftx {
+
+struct TrainOptions {
+  int64_t steps = 1000, batch = 8, seq = 256, accum = 1;
+  double lr = 1e-3, min_lr_ratio = 0.1, weight_decay = 0.1, grad_clip = 1.0;
+  int64_t warmup = -1;  // -1: 5% of steps
+  bool cosine = true;
+  uint64_t seed = 0;
+  int64_t save_every = 200, eval_every = 100, eval_windows = 16, log_every = 1;
+  int64_t max_bad_steps = 10;  // consecutive non-finite steps before the run stops
+  Precision precision = Precision::kFP32;
+};
+
+struct StepLog {
+  int64_t step;  // 1-based count of completed steps
+  double loss, lr, grad_norm, tokens_per_s;
+  bool skipped;  // non-finite loss or gradient: no update
+};
+
+// Callbacks from the loop; any may be empty.
+struct TrainObserver {
+  std::function<void(const StepLog&)> on_step;
+  std::function<void(int64_t step, double val_loss)> on_eval;
+  std::function<void(int64_t step, const std::string& dir)> on_save;
+};
+
+class Trainer {
+ public:
+  // `model` is trained in place; `val` may be null. The model directory must already hold the
+  // config and tokenizer (the CLI writes them).
+  Trainer(Model& model, const TokenData& train, const TokenData* val, const TrainOptions& opts,
+          std::string model_dir);
+
+  // Loads train_state.safetensors from the model directory (throws Error if absent or for
+  // another config) and continues from its step.
+  void resume();
+  // Runs until opts.steps, or until *stop becomes true (then saves and returns false).
+  bool run(const TrainObserver& obs, const std::atomic<bool>* stop = nullptr);
+  void save() const { save_to(dir_); }
+  void save_to(const std::string& dir) const;  // a full checkpoint into dir
+  double evaluate() const;  // mean loss over opts.eval_windows evenly spaced val windows
+  int64_t step() const { return step_; }
+  int64_t skipped_steps() const { return skipped_total_; }
+
+ private:
+  Model& model_;
+  const TokenData& train_;
+  const TokenData* val_;
+  TrainOptions opts_;
+  std::string dir_;
+  AdamW opt_;
+  int64_t step_ = 0, skipped_total_ = 0;
+};
+
+std::string train_options_to_json(const TrainOptions& o);
+
+}  // namespace difftx

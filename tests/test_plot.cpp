@@ -1,0 +1,224 @@
+// difftx plot: metrics.jsonl parsing, the rendered PNG (decoded back with stb_image), errors.
+#include <gtest/gtest.h>
+
+#include <stb/stb_image.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "analysis/plot.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace difftx {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "difftx_plot_XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+// A decreasing noisy loss curve with evaluations every 50 steps, as metrics.jsonl text.
+std::string fake_metrics(double start, double end, uint64_t seed, int steps = 300) {
+  Rng rng(seed);
+  std::string text;
+  for (int s = 1; s <= steps; ++s) {
+    const double mean = end + (start - end) * std::exp(-s / 60.0);
+    text += "{\"step\": " + std::to_string(s) + ", \"loss\": " +
+            std::to_string(mean + 0.15 * rng.normal()) +
+            ", \"lr\": 0.001, \"grad_norm\": 0.8, \"tokens_per_s\": 900.0}\n";
+    if (s % 50 == 0)
+      text += "{\"step\": " + std::to_string(s) + ", \"val_loss\": " +
+              std::to_string(mean + 0.05) + "}\n";
+  }
+  return text;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PlotMetrics, ParsesMixedStepAndEvalLines) {
+  const std::string text =
+      "{\"step\": 2, \"loss\": 3.0, \"lr\": 0.001, \"grad_norm\": 0.8, \"tokens_per_s\": 900.0}\n"
+      "\n"
+      "{\"step\": 1, \"loss\": 3.5, \"extra\": [1, 2]}\r\n"
+      "   \n"
+      "{\"step\": 2, \"val_loss\": 3.25}\n"
+      "{\"step\": 3, \"loss\": null}\n"          // a skipped (non-finite) step
+      "{\"note\": \"something else\"}\n"         // not a loss record: ignored
+      "{\"step\": 4, \"loss\": 2.5, \"val_loss\": 2.75}";  // no final newline
+  const RunMetrics m = parse_metrics(text, "m.jsonl");
+  ASSERT_EQ(m.train.size(), 3u);
+  EXPECT_EQ(m.train[0].step, 1);  // sorted by step
+  EXPECT_DOUBLE_EQ(m.train[0].value, 3.5);
+  EXPECT_EQ(m.train[1].step, 2);
+  EXPECT_DOUBLE_EQ(m.train[1].value, 3.0);
+  EXPECT_EQ(m.train[2].step, 4);
+  ASSERT_EQ(m.val.size(), 2u);
+  EXPECT_EQ(m.val[0].step, 2);
+  EXPECT_DOUBLE_EQ(m.val[0].value, 3.25);
+  EXPECT_DOUBLE_EQ(m.val[1].value, 2.75);
+}
+
+TEST(PlotMetrics, MalformedLineNamesFileAndLine) {
+  const std::string bad = "{\"step\": 1, \"loss\": 3.5}\n\n{\"step\": 2, \"loss\": 3.\n";
+  const std::string e = error_of([&] { parse_metrics(bad, "run/metrics.jsonl"); });
+  EXPECT_NE(e.find("run/metrics.jsonl line 3"), std::string::npos) << e;
+  EXPECT_NE(error_of([] { parse_metrics("[1, 2]\n", "f"); }).find("f line 1"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_metrics("{\"loss\": 1.0}\n", "f"); }).find("step"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_metrics("{\"step\": 1, \"loss\": \"x\"}\n", "f"); })
+                .find("\"loss\" is not a number"),
+            std::string::npos);
+}
+
+TEST(PlotMetrics, ReadsRunDirectoryAndNamesIt) {
+  TempDir tmp;
+  const fs::path run = tmp.path() / "diff-small";
+  fs::create_directory(run);
+  write_text(run / "metrics.jsonl", fake_metrics(8, 3, 1, 100));
+  for (const std::string dir : {run.string(), run.string() + "/"}) {
+    const RunMetrics m = read_metrics(dir);
+    EXPECT_EQ(m.name, "diff-small");
+    EXPECT_EQ(m.train.size(), 100u);
+    EXPECT_EQ(m.val.size(), 2u);
+  }
+}
+
+TEST(PlotMetrics, MissingDirectoryOrFileIsAnError) {
+  TempDir tmp;
+  EXPECT_NE(error_of([&] { read_metrics((tmp.path() / "nope").string()); }).find("does not exist"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { read_metrics(tmp.path().string()); }).find("no metrics.jsonl"),
+            std::string::npos);
+  write_text(tmp.path() / "metrics.jsonl", "{\"step\": 1, \"loss\": 2}\nnot json\n");
+  const std::string e = error_of([&] { read_metrics(tmp.path().string()); });
+  EXPECT_NE(e.find("metrics.jsonl line 2"), std::string::npos) << e;
+}
+
+TEST(PlotHelpers, MovingAverageTicksAndMetricNames) {
+  const std::vector<double> v{0, 1, 2, 3, 10};
+  EXPECT_EQ(moving_average(v, 1), v);
+  const auto s = moving_average(v, 3);
+  EXPECT_DOUBLE_EQ(s[0], 0);  // the ends are kept
+  EXPECT_DOUBLE_EQ(s[1], 1);
+  EXPECT_DOUBLE_EQ(s[3], 5);
+  EXPECT_DOUBLE_EQ(s[4], 10);
+  EXPECT_EQ(auto_smooth_window(10), 1);
+  EXPECT_EQ(auto_smooth_window(300), 10);
+  EXPECT_EQ(nice_ticks(0, 300, 8), (std::vector<double>{0, 50, 100, 150, 200, 250, 300}));
+  const auto t = nice_ticks(2.83, 8.41, 6);
+  ASSERT_GE(t.size(), 3u);
+  EXPECT_GE(t.front(), 2.83);
+  EXPECT_LE(t.back(), 8.41);
+  EXPECT_LE(t.size(), 6u);
+  EXPECT_EQ(parse_plot_metric("val_loss"), PlotMetric::kValLoss);
+  EXPECT_THROW(parse_plot_metric("accuracy"), Error);
+}
+
+TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
+  RunMetrics a = parse_metrics(fake_metrics(8.0, 3.0, 1), "a");
+  RunMetrics b = parse_metrics(fake_metrics(8.2, 3.4, 2), "b");
+  a.name = "diff";
+  b.name = "baseline";
+  PlotOptions opts;
+  opts.title = "diff vs baseline";
+  const std::vector<uint8_t> png = plot_loss_curves({a, b}, opts);
+
+  // Signature and IHDR.
+  ASSERT_GT(png.size(), 33u);
+  const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  EXPECT_TRUE(std::equal(sig, sig + 8, png.begin()));
+  EXPECT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  EXPECT_EQ(be32(&png[16]), 1000u);
+  EXPECT_EQ(be32(&png[20]), 600u);
+
+  // Decode and look at the pixels.
+  int w = 0, h = 0, n = 0;
+  uint8_t* px = stbi_load_from_memory(png.data(), static_cast<int>(png.size()), &w, &h, &n, 3);
+  ASSERT_NE(px, nullptr) << stbi_failure_reason();
+  ASSERT_EQ(w, 1000);
+  ASSERT_EQ(h, 600);
+  std::map<uint32_t, size_t> counts;
+  for (int i = 0; i < w * h; ++i)
+    ++counts[(uint32_t(px[3 * i]) << 16) | (uint32_t(px[3 * i + 1]) << 8) | px[3 * i + 2]];
+  const auto near = [&](std::array<uint8_t, 3> c) {
+    size_t k = 0;
+    for (int i = 0; i < w * h; ++i)
+      if (std::abs(px[3 * i] - c[0]) + std::abs(px[3 * i + 1] - c[1]) +
+              std::abs(px[3 * i + 2] - c[2]) <= 12)
+        ++k;
+    return k;
+  };
+  EXPECT_GT(near(run_colour(0)), 1000u);  // each run's lines and markers
+  EXPECT_GT(near(run_colour(1)), 1000u);
+  EXPECT_LT(near(run_colour(2)), 50u);  // no third run
+  EXPECT_GT(counts[0xFFFFFF], static_cast<size_t>(w * h) / 2);  // the white background dominates
+  stbi_image_free(px);
+}
+
+TEST(PlotRender, ValidationOnlyLogXAndSinglePoints) {
+  RunMetrics a = parse_metrics(fake_metrics(8.0, 3.0, 1), "a");
+  a.name = "a";
+  PlotOptions opts;
+  opts.metric = PlotMetric::kValLoss;
+  opts.log_x = true;
+  const Image img = render_loss_curves({a}, opts);
+  EXPECT_EQ(img.width, 1000);
+  EXPECT_EQ(img.height, 600);
+
+  RunMetrics one;
+  one.name = "one";
+  one.train = {{0, 2.0}};
+  opts = PlotOptions{};
+  EXPECT_NO_THROW(render_loss_curves({one}, opts));
+  opts.log_x = true;  // step 0 cannot be drawn on a log axis
+  EXPECT_THROW(render_loss_curves({one}, opts), Error);
+}
+
+TEST(PlotRender, NoDataIsAnError) {
+  RunMetrics empty;
+  empty.name = "empty";
+  const std::string e = error_of([&] { render_loss_curves({empty}, PlotOptions{}); });
+  EXPECT_NE(e.find("no data points"), std::string::npos) << e;
+  RunMetrics train_only = parse_metrics("{\"step\": 1, \"loss\": 2}\n", "t");
+  PlotOptions opts;
+  opts.metric = PlotMetric::kValLoss;
+  EXPECT_THROW(render_loss_curves({train_only}, opts), Error);
+  EXPECT_THROW(render_loss_curves({}, PlotOptions{}), Error);
+}
+
+}  // namespace
+}  // namespace difftx
