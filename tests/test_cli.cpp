@@ -29,15 +29,15 @@
 #include <tuple>
 #include <vector>
 
+#include "cli_util.h"
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using namespace cli_test;
 
 namespace {
 
-const fs::path kBinary = DIFFTX_BINARY;
 const fs::path kGoldenDir = fs::path(DIFFTX_SOURCE_DIR) / "tests" / "golden";
-constexpr const char* kErrorPrefix = "difftx: error: ";
-constexpr const char* kWarningPrefix = "difftx: warning: ";
 
 // The "init" base model: vocab 32, hidden 16, 4 heads (head_dim 4), max 8 positions.
 constexpr int kTinyVocab = 32;
@@ -53,24 +53,6 @@ json tiny_config() {
 }
 
 // ------------------------------------------------------------------------------ files
-
-std::vector<uint8_t> read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw std::runtime_error("test: cannot read " + p.string());
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-std::string read_text(const fs::path& p) {
-  const auto b = read_bytes(p);
-  return {b.begin(), b.end()};
-}
-void write_bytes(const fs::path& p, const std::vector<uint8_t>& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  if (!out) throw std::runtime_error("test: cannot write " + p.string());
-}
-void write_text(const fs::path& p, const std::string& s) {
-  write_bytes(p, std::vector<uint8_t>(s.begin(), s.end()));
-}
 
 uint64_t get_u64le(const std::vector<uint8_t>& b) {
   uint64_t n = 0;
@@ -150,97 +132,6 @@ std::string describe(const std::map<std::string, std::string>& snap) {
   std::string s;
   for (const auto& [k, v] : snap) s += "  " + k + " (" + v + ")\n";
   return s.empty() ? "  (empty)\n" : s;
-}
-
-// ------------------------------------------------------------------------------ running
-
-struct RunResult {
-  std::string command;
-  bool exited = false;  // normal exit (then status is valid)
-  int status = -1;
-  int signal = 0;  // when killed by a signal
-  std::string out, err;
-};
-
-// Runs difftx with args (no shell), stdout and stderr captured into files in log_dir. A child
-// that runs longer than timeout_s is killed by SIGALRM (and so fails as "died of a signal").
-// address_space_limit > 0 sets RLIMIT_AS in the child, to provoke allocation failures.
-RunResult run_difftx(const std::vector<std::string>& args, const fs::path& log_dir,
-                     uint64_t address_space_limit = 0, unsigned timeout_s = 120) {
-  RunResult r;
-  r.command = kBinary.string();
-  for (const auto& a : args) r.command += " '" + a + "'";
-  const fs::path out_path = log_dir / "stdout.txt", err_path = log_dir / "stderr.txt";
-  std::vector<std::string> argv_s{kBinary.string()};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("test: fork failed");
-  if (pid == 0) {
-    const int fo = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int fe = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fo < 0 || fe < 0) ::_exit(126);
-    ::dup2(fo, 1);
-    ::dup2(fe, 2);
-    ::close(fo);
-    ::close(fe);
-    if (address_space_limit) {
-      const rlimit lim{address_space_limit, address_space_limit};
-      ::setrlimit(RLIMIT_AS, &lim);
-    }
-    ::alarm(timeout_s);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int ws = 0;
-  while (::waitpid(pid, &ws, 0) < 0)
-    if (errno != EINTR) throw std::runtime_error("test: waitpid failed");
-  r.exited = WIFEXITED(ws);
-  if (r.exited) r.status = WEXITSTATUS(ws);
-  if (WIFSIGNALED(ws)) r.signal = WTERMSIG(ws);
-  r.out = read_text(out_path);
-  r.err = read_text(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
-  return r;
-}
-
-std::string report(const RunResult& r) {
-  std::ostringstream s;
-  s << "command: " << r.command << "\n";
-  if (r.exited) s << "exit status: " << r.status << "\n";
-  if (r.signal) s << "killed by signal " << r.signal << " (" << strsignal(r.signal) << ")\n";
-  s << "stderr: [" << r.err << "]\nstdout: [" << r.out << "]";
-  return s.str();
-}
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> v;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) v.push_back(line);
-  return v;
-}
-
-// The SPEC section 3 error contract: status 2, no signal, exactly one non-empty error line.
-// When needle is given, the message must mention it (e.g. the offending key).
-void expect_error_line(const RunResult& r, const std::string& needle = "") {
-  SCOPED_TRACE(report(r));
-  EXPECT_EQ(r.signal, 0) << "died of a signal";
-  EXPECT_TRUE(r.exited);
-  EXPECT_EQ(r.status, 2);
-  const auto lines = lines_of(r.err);
-  ASSERT_EQ(lines.size(), 1u) << "stderr must be exactly one line";
-  EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << "the error line must end in a newline";
-  const std::string& line = lines[0];
-  ASSERT_EQ(line.rfind(kErrorPrefix, 0), 0u) << "stderr must start with \"" << kErrorPrefix << "\"";
-  const std::string message = line.substr(std::strlen(kErrorPrefix));
-  EXPECT_NE(message.find_first_not_of(" \t"), std::string::npos) << "empty error message";
-  if (!needle.empty()) {
-    EXPECT_NE(message.find(needle), std::string::npos) << "the message must mention " << needle;
-  }
 }
 
 std::vector<int64_t> shape_of(const json& header, const std::string& name) {

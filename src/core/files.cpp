@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -54,6 +55,15 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   if (fd < 0) throw Error("cannot write " + path + ": " + errno_text());
   const char* p = static_cast<const char*>(data);
   size_t left = size;
+  // Test hook: DIFFTX_FAIL_WRITE=<substring> makes writes of matching paths fail half-way
+  // with "No space left on device", as a full disk would.
+  const char* fail = std::getenv("DIFFTX_FAIL_WRITE");
+  if (fail && *fail && path.find(fail) != std::string::npos) {
+    if (::write(fd, p, size / 2) < 0) { /* the failure below is what matters */ }
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error("cannot write " + path + ": " + std::strerror(ENOSPC));
+  }
   while (left > 0) {
     const ssize_t n = ::write(fd, p, left);
     if (n < 0) {
