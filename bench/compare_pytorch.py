@@ -138,8 +138,12 @@ def build_model_classes():
         cos = cos[:, None, :].to(x.dtype)
         sin = sin[:, None, :].to(x.dtype)
         if interleaved:
-            x1, x2 = x[..., 0::2], x[..., 1::2]
-            return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+            # The official code calls a fused (Triton) rotary kernel, which has no CPU build; the
+            # complex-number form (Meta's Llama code) is the cheap pure-PyTorch equivalent: the
+            # pairs (2i, 2i+1) are the real and imaginary parts, rotated by e^{i t theta_i}.
+            xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+            rot = torch.complex(cos.float(), sin.float())
+            return torch.view_as_real(xc * rot).flatten(-2).type_as(x)
         h = x.shape[-1] // 2
         x1, x2 = x[..., :h], x[..., h:]
         return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
@@ -309,10 +313,19 @@ def build_model_classes():
     return CausalLM
 
 
-def next_token_loss(logits, tokens):
+def next_token_targets(tokens):
+    """Token t+1 is the target of position t; the last position has none (ignored), as in
+    difftx's next_token_targets. Made once, outside the timed steps, as difftx does."""
+    import torch
+    return torch.cat([tokens[:, 1:], torch.full_like(tokens[:, :1], -100)], dim=1)
+
+
+def next_token_loss(logits, targets):
+    """Mean cross-entropy over the positions that have a target (no slice of the logits, whose
+    backward would zero-fill a copy of the whole [B, T, vocab] gradient)."""
     import torch.nn.functional as F
     V = logits.shape[-1]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, V).float(), tokens[:, 1:].reshape(-1))
+    return F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=-100)
 
 
 # ----------------------------------------------------------------------------------------
@@ -363,6 +376,7 @@ def worker(args):
     model = build_model_classes()(c)
     B, T, V = args.batch, args.seq, c["vocab_size"]
     tokens = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(args.seed + 1))
+    targets = next_token_targets(tokens)
 
     def autocast():
         if args.torch_bf16:
@@ -383,7 +397,7 @@ def worker(args):
             opt.zero_grad(set_to_none=True)
             with autocast():
                 logits = model(tokens)
-                loss = next_token_loss(logits, tokens)
+                loss = next_token_loss(logits, targets)
             loss.backward()
             opt.step()
             dt = time.perf_counter() - t0
@@ -468,7 +482,7 @@ def check_worker(args):
     T0 = min(args.seq, 128)
     toks = torch.randint(0, V, (2, T0), generator=g)
     with torch.no_grad():
-        res["initial_loss_random_tokens"] = next_token_loss(model(toks), toks).item()
+        res["initial_loss_random_tokens"] = next_token_loss(model(toks), next_token_targets(toks)).item()
 
     tmp = tempfile.mkdtemp(prefix="compare_pytorch_")
     try:
@@ -497,7 +511,7 @@ def check_worker(args):
                 ref = read_safetensors(out)
                 model.zero_grad(set_to_none=True)
                 logits = model(ids)
-                loss = next_token_loss(logits, ids)
+                loss = next_token_loss(logits, next_token_targets(ids))
                 loss.backward()
                 rl = torch.from_numpy(ref["logits"].copy())
                 res["inspect_loss_difftx"] = float(ref["loss"][0])

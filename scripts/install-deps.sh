@@ -4,7 +4,7 @@
 # regenerating golden files and PyTorch comparisons; the tests themselves never need it)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
-      libdnnl-dev nlohmann-json3-dev libcli11-dev
+      libdnnl-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
       libgtest-dev libgmock-dev googletest libbenchmark-dev
       clang libclang-rt-14-dev libstb-dev)
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy); fi

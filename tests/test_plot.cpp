@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -109,7 +110,7 @@ TEST(PlotMetrics, ReadsRunDirectoryAndNamesIt) {
   const fs::path run = tmp.path() / "diff-small";
   fs::create_directory(run);
   write_text(run / "metrics.jsonl", fake_metrics(8, 3, 1, 100));
-  for (const std::string dir : {run.string(), run.string() + "/"}) {
+  for (const std::string& dir : {run.string(), run.string() + "/"}) {
     const RunMetrics m = read_metrics(dir);
     EXPECT_EQ(m.name, "diff-small");
     EXPECT_EQ(m.train.size(), 100u);

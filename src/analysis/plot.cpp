@@ -26,7 +26,7 @@ std::string snippet(const std::string& line) {
   return line.size() <= 60 ? line : line.substr(0, 57) + "...";
 }
 
-// Reads an optional loss-like key: absent or null -> nullopt-like NaN; number -> its value.
+// Reads a loss-like key into out; false when it is absent, null or not finite (a skipped step).
 bool read_value(const nlohmann::json& j, const char* key, double& out, const std::string& where) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return false;
@@ -60,8 +60,8 @@ RunMetrics parse_metrics(const std::string& text, const std::string& source) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = source + " line " + std::to_string(line_no);
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object())
-      throw Error(where + ": not a JSON object: " + snippet(line));
+    if (j.is_discarded()) throw Error(where + ": not valid JSON: " + snippet(line));
+    if (!j.is_object()) throw Error(where + ": not a JSON object: " + snippet(line));
     double loss = 0, val_loss = 0;
     const bool has_loss = read_value(j, "loss", loss, where);
     const bool has_val = read_value(j, "val_loss", val_loss, where);
@@ -286,6 +286,7 @@ class Canvas {
 
   // Text with its top-left corner at (x, y); each font pixel is scale x scale canvas pixels.
   void text(int x, int y, const std::string& s, int scale, Rgb c) {
+    x -= x % kSS, y -= y % kSS;  // whole output pixels keep the glyphs crisp
     for (char ch : s) {
       const auto [a, b] = glyph_span(ch);
       const uint8_t* g = font::glyph(ch);
@@ -301,6 +302,7 @@ class Canvas {
   // Text rotated a quarter turn anticlockwise (read bottom to top); (x, y) is the bottom-left
   // corner of the rotated text's box: the start of the baseline side.
   void text_up(int x, int y, const std::string& s, int scale, Rgb c) {
+    x -= x % kSS, y -= y % kSS;
     int u = 0;
     for (char ch : s) {
       const auto [a, b] = glyph_span(ch);
@@ -329,23 +331,33 @@ class Canvas {
   Rect dirty_{w_, h_, -1, -1};  // inclusive bounds of nonzero coverage
 };
 
-// Tick labels: as few decimals as the tick step needs; large step counts as 12k / 1.5M.
-std::string format_tick(double v, double step, bool allow_suffix) {
-  const char* suffix = "";
-  double big = std::max(std::abs(v), step);
-  if (allow_suffix && big >= 1e7 && step >= 1e5) {
-    v /= 1e6, step /= 1e6, suffix = "M";
-  } else if (allow_suffix && big >= 1e4 && step >= 100) {
-    v /= 1e3, step /= 1e3, suffix = "k";
-  }
+// Formats a tick value with the decimals that `step` needs, dividing by `div` (1, 1e3, 1e6) and
+// appending its suffix.
+std::string format_number(double v, double step, double div, const char* suffix) {
+  if (std::abs(v) < step * 1e-9) return "0";
+  v /= div, step /= div;
   int decimals = 0;
   while (decimals < 8 && std::abs(step * std::pow(10.0, decimals) -
                                   std::round(step * std::pow(10.0, decimals))) > 1e-6)
     ++decimals;
-  if (std::abs(v) < step * 1e-9) v = 0;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f%s", decimals, v, suffix);
   return buf;
+}
+
+// Labels for evenly spaced ticks. With allow_suffix, large step counts read 10k or 1.5M, the
+// same unit for every label of the axis.
+std::vector<std::string> linear_labels(const std::vector<double>& v, bool allow_suffix) {
+  const double step = v.size() > 1 ? v[1] - v[0] : std::max(1e-9, std::abs(v[0]) / 10);
+  double big = 0;
+  for (double t : v) big = std::max(big, std::abs(t));
+  double div = 1;
+  const char* suffix = "";
+  if (allow_suffix && big >= 1e7 && step >= 1e5) div = 1e6, suffix = "M";
+  else if (allow_suffix && big >= 1e4 && step >= 100) div = 1e3, suffix = "k";
+  std::vector<std::string> out;
+  for (double t : v) out.push_back(format_number(t, step, div, suffix));
+  return out;
 }
 
 struct Tick {
@@ -353,8 +365,8 @@ struct Tick {
   std::string label;  // empty: a minor grid line without a label
 };
 
-// Log-axis ticks: decades, with 2 and 5 (labelled) when the range spans few decades, and the
-// other integers as minor grid lines.
+// Log-axis ticks: decades (1, 10, 100, 1k, ...), also 2 and 5 when the range spans few
+// decades, and the other multiples as unlabelled minor grid lines.
 std::vector<Tick> log_ticks(double lo, double hi) {
   std::vector<Tick> ticks;
   const int d0 = static_cast<int>(std::floor(std::log10(lo))) - 1;
@@ -365,9 +377,14 @@ std::vector<Tick> log_ticks(double lo, double hi) {
     for (int m = 1; m <= 9; ++m) {
       const double v = m * p;
       if (v < lo * (1 - 1e-9) || v > hi * (1 + 1e-9)) continue;
-      const bool labelled = m == 1 || (decades < 2.5 && (m == 2 || m == 5)) ||
-                            (decades < 0.8);
-      ticks.push_back({v, labelled ? format_tick(v, std::min(p, v), true) : ""});
+      const bool labelled = m == 1 || (decades < 2.5 && (m == 2 || m == 5)) || decades < 0.8;
+      std::string label;
+      if (labelled) {
+        if (v >= 1e6) label = format_number(v, p, 1e6, "M");
+        else if (v >= 1e3) label = format_number(v, p, 1e3, "k");
+        else label = format_number(v, p, 1, "");
+      }
+      ticks.push_back({v, label});
     }
   }
   return ticks;
@@ -386,13 +403,13 @@ struct LegendEntry {
 }  // namespace
 
 Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions& options) {
-  check(options.width >= 200 && options.height >= 150 && options.width <= 8000 &&
+  check(options.width >= 300 && options.height >= 200 && options.width <= 8000 &&
             options.height <= 8000,
-        "plot size must be between 200x150 and 8000x8000 pixels");
+        "plot size must be between 300x200 and 8000x8000 pixels");
   const bool want_train = options.metric != PlotMetric::kValLoss;
   const bool want_val = options.metric != PlotMetric::kLoss;
 
-  // Series in data coordinates.
+  // Series in data coordinates. One smoothing window for all runs, so they compare fairly.
   size_t max_train = 0;
   for (const auto& r : runs) max_train = std::max(max_train, r.train.size());
   const int window = options.smooth ? std::max(1, *options.smooth) : auto_smooth_window(max_train);
@@ -407,6 +424,7 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
       ymin = std::min(ymin, p.value), ymax = std::max(ymax, p.value);
     }
   };
+  const char* what = want_train && want_val ? "loss or val_loss" : want_train ? "loss" : "val_loss";
   for (size_t i = 0; i < runs.size(); ++i) {
     if (want_train) {
       take(runs[i].train, raw[i]);
@@ -415,223 +433,241 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
     }
     if (want_val) take(runs[i].val, val[i]);
     if (raw[i].x.empty() && val[i].x.empty() && runs.size() > 1)
-      warn("run " + runs[i].name + " has no " +
-           (want_train && want_val ? "loss or val_loss" : want_train ? "loss" : "val_loss") +
-           " values to plot");
+      warn("run " + runs[i].name + " has no " + what + " values to plot");
   }
   if (!(xmin <= xmax)) {
     std::string names;
     for (const auto& r : runs) names += (names.empty() ? "" : ", ") + r.name;
-    throw Error(std::string("no data points to plot: ") +
-                (want_train && want_val ? "no loss or val_loss values"
-                 : want_train          ? "no loss values"
-                                       : "no val_loss values") +
+    throw Error(std::string("no data points to plot: no ") + what + " values" +
                 (options.log_x ? " at steps > 0" : "") + " in " +
                 (names.empty() ? std::string("any run") : names));
   }
 
-  // Axis ranges.
+  // Axis ranges: x from the data (from 0 when the data starts near it), y with a margin.
   if (options.log_x) {
     if (xmax / xmin < 1.5) xmin /= 1.5, xmax *= 1.5;
   } else {
-    if (xmin > 0 && xmin <= 0.1 * xmax) xmin = 0;
+    if (xmin > 0 && xmin <= 0.25 * xmax) xmin = 0;
     if (xmax - xmin < 1e-9) xmin -= 1, xmax += 1;
   }
   {
-    double span = ymax - ymin;
-    if (span < 1e-9 * std::max(1.0, std::abs(ymax))) span = std::max(0.1, std::abs(ymax) * 0.1);
-    ymin -= 0.06 * span, ymax += 0.06 * span;
+    const double span = ymax - ymin;
+    if (span < 1e-9 * std::max(1.0, std::abs(ymax))) {  // one value: centre it
+      const double half = std::max(0.05, std::abs(ymax) * 0.05);
+      ymin -= half, ymax += half;
+    } else {
+      ymin -= 0.06 * span, ymax += 0.06 * span;
+    }
   }
 
-  // Sizes in canvas pixels.
+  // Sizes in canvas pixels (kSS per output pixel). Text scales are whole output pixels per
+  // font pixel, so glyphs stay crisp.
   const int S = kSS;
   const int W = options.width * S, H = options.height * S;
-  const int small = 3 * S / 2 * 1;        // tick labels, legend: 1.5 font px per image px
-  const int tick_scale = std::max(2, small);
-  const int label_scale = 2 * S;           // axis titles
-  const int title_scale = 5 * S / 2;       // title
-  const int gh = font::kCapHeight;         // text height used for layout (without descender)
+  const int tick_scale = 2 * S;   // tick labels and legend
+  const int label_scale = 2 * S;  // axis titles
+  const int gh = font::kCapHeight;
   const int pad = 10 * S, tick_len = 5 * S, gap = 6 * S;
 
-  // Y ticks.
   std::vector<Tick> yticks;
   {
-    const int max_y = std::clamp(options.height / 70, 3, 10);
-    const auto v = nice_ticks(ymin, ymax, max_y);
-    const double step = v.size() > 1 ? v[1] - v[0] : std::max(1e-9, std::abs(v[0]) / 10);
-    for (double t : v) yticks.push_back({t, format_tick(t, step, false)});
+    const auto v = nice_ticks(ymin, ymax, std::clamp(options.height / 70, 3, 10));
+    const auto labels = linear_labels(v, false);
+    for (size_t k = 0; k < v.size(); ++k) yticks.push_back({v[k], labels[k]});
   }
   int ylabel_w = 0;
   for (const auto& t : yticks) ylabel_w = std::max(ylabel_w, text_units(t.label) * tick_scale);
 
-  const std::string title = ascii(
-      options.title.empty()
-          ? (want_train && want_val ? "Training and validation loss"
-             : want_train           ? "Training loss"
-                                    : "Validation loss")
-          : options.title);
+  std::string title = ascii(options.title.empty() ? (want_train && want_val
+                                                         ? "Training and validation loss"
+                                                     : want_train ? "Training loss"
+                                                                  : "Validation loss")
+                                                   : options.title);
+  int title_scale = 3 * S;
+  while (title_scale > S && text_units(title) * title_scale > W - 2 * pad) title_scale -= S;
+  while (title.size() > 3 && text_units(title) * title_scale > W - 2 * pad)
+    title = title.substr(0, title.size() - 4) + "...";
   const std::string xtitle = options.log_x ? "step (log scale)" : "step";
   const std::string ytitle = want_train ? (want_val ? "loss" : "training loss") : "validation loss";
 
-  Rect plot;
-  plot.x0 = pad + gh * label_scale + gap + ylabel_w + gap + tick_len;
-  plot.y0 = pad + gh * title_scale + 2 * gap;
-  plot.x1 = W - pad - 4 * tick_scale * font::kGlyphWidth / 2;
-  plot.y1 = H - pad - gh * label_scale - gap - gh * tick_scale - gap - tick_len;
-  check(plot.width() > 50 * S && plot.height() > 50 * S, "plot size too small for its labels");
-
-  const double lx0 = options.log_x ? std::log10(xmin) : xmin;
-  const double lx1 = options.log_x ? std::log10(xmax) : xmax;
-  const auto px = [&](double x) {
-    const double u = options.log_x ? std::log10(x) : x;
-    return plot.x0 + (u - lx0) / (lx1 - lx0) * plot.width();
-  };
-  const auto py = [&](double y) { return plot.y1 - (y - ymin) / (ymax - ymin) * plot.height(); };
-
-  // X ticks: as many as fit without labels touching.
-  std::vector<Tick> xticks;
-  if (options.log_x) {
-    xticks = log_ticks(xmin, xmax);
-  } else {
-    for (int k = std::clamp(options.width / 60, 3, 15); k >= 2; --k) {
-      const auto v = nice_ticks(xmin, xmax, k);
-      const double step = v.size() > 1 ? v[1] - v[0] : 1.0;
-      xticks.clear();
-      int widest = 0;
-      for (double t : v) {
-        xticks.push_back({t, format_tick(t, step, true)});
-        widest = std::max(widest, text_units(xticks.back().label) * tick_scale);
-      }
-      if (v.size() < 2 || px(v[1]) - px(v[0]) >= widest + 4 * tick_scale * font::kGlyphWidth)
-        break;
-    }
-  }
-
-  Canvas cv(W, H);
-
-  // Grid.
-  for (const auto& t : xticks) {
-    const int x = static_cast<int>(std::lround(px(t.value)));
-    cv.fill_rect({x - S / 2, plot.y0, x - S / 2 + S, plot.y1}, t.label.empty() ? kMinorGrid : kGrid);
-  }
-  for (const auto& t : yticks) {
-    const int y = static_cast<int>(std::lround(py(t.value)));
-    cv.fill_rect({plot.x0, y - S / 2, plot.x1, y - S / 2 + S}, kGrid);
-  }
-
-  // Data.
-  const std::vector<uint8_t> before = cv.pixels();
-  cv.set_clip(plot);
-  const auto stroke = [&](const Curve& c, double half_width) {
-    if (c.x.size() == 1) cv.cover_disc(px(c.x[0]), py(c.y[0]), half_width + S);
-    for (size_t k = 1; k < c.x.size(); ++k)
-      cv.cover_segment(px(c.x[k - 1]), py(c.y[k - 1]), px(c.x[k]), py(c.y[k]), half_width);
-  };
-  const bool smoothed = window > 1;
-  const double train_hw = 0.75 * S, val_hw = 1.25 * S, marker_r = 3.5 * S;
-  if (smoothed)
-    for (size_t i = 0; i < runs.size(); ++i) {
-      stroke(raw[i], 0.5 * S);
-      cv.paint(rgb(run_colour(i)), 0.22f);
-    }
-  for (size_t i = 0; i < runs.size(); ++i) {
-    stroke(smooth[i], train_hw);
-    cv.paint(rgb(run_colour(i)));
-  }
-  for (size_t i = 0; i < runs.size(); ++i) {
-    stroke(val[i], val_hw);
-    cv.paint(rgb(run_colour(i)));
-    for (size_t k = 0; k < val[i].x.size(); ++k)
-      cv.cover_disc(px(val[i].x[k]), py(val[i].y[k]), marker_r + S);
-    cv.paint(kWhite);
-    for (size_t k = 0; k < val[i].x.size(); ++k)
-      cv.cover_disc(px(val[i].x[k]), py(val[i].y[k]), marker_r);
-    cv.paint(rgb(run_colour(i)));
-  }
-  cv.reset_clip();
-
-  // Legend, in the corner of the plot where it hides the least ink.
+  // Legend entries and box size.
   std::vector<LegendEntry> entries;
   for (size_t i = 0; i < runs.size(); ++i) {
     std::string name = ascii(runs[i].name);
-    if (name.size() > 40) name = name.substr(0, 37) + "...";
+    if (name.size() > 32) name = name.substr(0, 29) + "...";
     if (!raw[i].x.empty()) entries.push_back({name, rgb(run_colour(i)), false});
     if (!val[i].x.empty()) entries.push_back({name + " val", rgb(run_colour(i)), true});
   }
-  if (!entries.empty()) {
-    const int swatch = 28 * S, row_h = (font::kGlyphHeight + 4) * tick_scale;
-    int text_w = 0;
-    for (const auto& e : entries) text_w = std::max(text_w, text_units(e.label) * tick_scale);
-    const int lw = gap + swatch + gap + text_w + gap + gap / 2;
-    const int lh = gap + static_cast<int>(entries.size()) * row_h + gap / 2;
-    const int inset = 8 * S;
-    const int L = plot.x0 + inset, R = plot.x1 - inset - lw, T = plot.y0 + inset,
-              B = plot.y1 - inset - lh, C = (plot.x0 + plot.x1 - lw) / 2;
-    const std::vector<std::pair<int, int>> spots = {{R, T}, {L, T}, {R, B}, {L, B},
-                                                    {C, T}, {C, B}};
-    const auto& now = cv.pixels();
-    long best = -1;
-    Rect box;
-    for (const auto& [x, y] : spots) {
-      const Rect r{std::max(0, x), std::max(0, y), std::min(W, x + lw), std::min(H, y + lh)};
-      long ink = 0;
-      for (int yy = r.y0; yy < r.y1; ++yy)
-        for (int xx = r.x0; xx < r.x1; ++xx) {
-          const size_t o = (static_cast<size_t>(yy) * W + xx) * 3;
-          for (int ch = 0; ch < 3; ++ch) ink += std::abs(now[o + ch] - before[o + ch]);
-        }
-      if (best < 0 || ink < best) best = ink, box = {x, y, x + lw, y + lh};
-    }
-    cv.fill_rect(box, kWhite, 0.88f);
-    cv.outline_rect(box, S, kLegendBorder);
-    for (size_t k = 0; k < entries.size(); ++k) {
-      const auto& e = entries[k];
-      const int top = box.y0 + gap + static_cast<int>(k) * row_h;
-      const double cy = top + gh * tick_scale / 2.0;
-      const double sx0 = box.x0 + gap, sx1 = sx0 + swatch;
-      cv.cover_segment(sx0, cy, sx1, cy, e.val ? val_hw : train_hw);
-      cv.paint(e.colour);
-      if (e.val) {
-        cv.cover_disc((sx0 + sx1) / 2, cy, marker_r + S);
-        cv.paint(kWhite);
-        cv.cover_disc((sx0 + sx1) / 2, cy, marker_r);
-        cv.paint(e.colour);
-      }
-      cv.text(static_cast<int>(sx1) + gap, top, e.label, tick_scale, kText);
-    }
-  }
+  const int swatch = 28 * S, row_h = (font::kGlyphHeight + 4) * tick_scale;
+  int legend_text_w = 0;
+  for (const auto& e : entries)
+    legend_text_w = std::max(legend_text_w, text_units(e.label) * tick_scale);
+  const int lw = gap + swatch + gap + legend_text_w + gap + gap / 2;
+  const int lh = gap + static_cast<int>(entries.size()) * row_h + gap / 2;
 
-  // Frame, ticks and labels.
-  cv.outline_rect({plot.x0 - S, plot.y0 - S, plot.x1 + S, plot.y1 + S}, S, kFrame);
-  for (const auto& t : yticks) {
-    const int y = static_cast<int>(std::lround(py(t.value)));
-    cv.fill_rect({plot.x0 - S - tick_len, y - S / 2, plot.x0 - S, y - S / 2 + S}, kFrame);
-    const int tw = text_units(t.label) * tick_scale;
-    cv.text(plot.x0 - S - tick_len - gap - tw, y - gh * tick_scale / 2, t.label, tick_scale,
+  const double train_hw = 0.75 * S, val_hw = 1.25 * S, marker_r = 3.5 * S;
+  const bool smoothed = want_train && window > 1;
+
+  // Draws everything with the legend inside the plot (in the corner where it hides the least)
+  // or, when that hides solid lines, to the right of it. *crowded reports the former.
+  const auto draw = [&](bool legend_outside, bool* crowded) {
+    Rect plot;
+    plot.x0 = pad + gh * label_scale + gap + ylabel_w + gap + tick_len;
+    plot.y0 = pad + gh * title_scale + 2 * gap;
+    plot.x1 = W - pad - 2 * tick_scale * font::kGlyphWidth;
+    if (legend_outside) plot.x1 = W - pad - lw - 2 * gap;
+    plot.y1 = H - pad - gh * label_scale - 2 * gap - gh * tick_scale - gap - tick_len;
+    check(plot.width() > 50 * S && plot.height() > 50 * S, "plot size too small for its labels");
+
+    const double lx0 = options.log_x ? std::log10(xmin) : xmin;
+    const double lx1 = options.log_x ? std::log10(xmax) : xmax;
+    const auto px = [&](double x) {
+      const double u = options.log_x ? std::log10(x) : x;
+      return plot.x0 + (u - lx0) / (lx1 - lx0) * plot.width();
+    };
+    const auto py = [&](double y) { return plot.y1 - (y - ymin) / (ymax - ymin) * plot.height(); };
+
+    // X ticks: as many as fit with room between the labels.
+    std::vector<Tick> xticks;
+    if (options.log_x) {
+      xticks = log_ticks(xmin, xmax);
+    } else {
+      for (int k = std::clamp(plot.width() / S / 60, 3, 15); k >= 2; --k) {
+        const auto v = nice_ticks(xmin, xmax, k);
+        const auto labels = linear_labels(v, true);
+        int widest = 0;
+        for (const auto& l : labels) widest = std::max(widest, text_units(l) * tick_scale);
+        xticks.clear();
+        for (size_t j = 0; j < v.size(); ++j) xticks.push_back({v[j], labels[j]});
+        if (v.size() < 2 || px(v[1]) - px(v[0]) >= widest + 3 * tick_scale * font::kGlyphWidth)
+          break;
+      }
+    }
+
+    Canvas cv(W, H);
+    for (const auto& t : xticks) {
+      const int x = static_cast<int>(std::lround(px(t.value)));
+      cv.fill_rect({x - S / 2, plot.y0, x - S / 2 + S, plot.y1},
+                   t.label.empty() ? kMinorGrid : kGrid);
+    }
+    for (const auto& t : yticks) {
+      const int y = static_cast<int>(std::lround(py(t.value)));
+      cv.fill_rect({plot.x0, y - S / 2, plot.x1, y - S / 2 + S}, kGrid);
+    }
+
+    // Data: faded raw training loss, smoothed training loss, validation loss with markers.
+    const std::vector<uint8_t> before = cv.pixels();
+    cv.set_clip(plot);
+    const auto stroke = [&](const Curve& c, double half_width) {
+      if (c.x.size() == 1) cv.cover_disc(px(c.x[0]), py(c.y[0]), half_width + S);
+      for (size_t k = 1; k < c.x.size(); ++k)
+        cv.cover_segment(px(c.x[k - 1]), py(c.y[k - 1]), px(c.x[k]), py(c.y[k]), half_width);
+    };
+    const auto markers = [&](const Curve& c, Rgb colour) {
+      for (size_t k = 0; k < c.x.size(); ++k) cv.cover_disc(px(c.x[k]), py(c.y[k]), marker_r + S);
+      cv.paint(kWhite);
+      for (size_t k = 0; k < c.x.size(); ++k) cv.cover_disc(px(c.x[k]), py(c.y[k]), marker_r);
+      cv.paint(colour);
+    };
+    if (smoothed)
+      for (size_t i = 0; i < runs.size(); ++i) {
+        stroke(raw[i], 0.5 * S);
+        cv.paint(rgb(run_colour(i)), 0.22f);
+      }
+    for (size_t i = 0; i < runs.size(); ++i) {
+      stroke(smooth[i], train_hw);
+      cv.paint(rgb(run_colour(i)));
+    }
+    for (size_t i = 0; i < runs.size(); ++i) {
+      stroke(val[i], val_hw);
+      cv.paint(rgb(run_colour(i)));
+      markers(val[i], rgb(run_colour(i)));
+    }
+    cv.reset_clip();
+
+    // Legend.
+    if (!entries.empty()) {
+      Rect box;
+      if (legend_outside) {
+        box = {W - pad - lw, plot.y0, W - pad, plot.y0 + lh};
+      } else {
+        const int inset = 8 * S;
+        const int L = plot.x0 + inset, R = plot.x1 - inset - lw, T = plot.y0 + inset,
+                  B = plot.y1 - inset - lh, C = (plot.x0 + plot.x1 - lw) / 2;
+        const std::pair<int, int> spots[] = {{R, T}, {L, T}, {R, B}, {L, B}, {C, T}, {C, B}};
+        const auto& now = cv.pixels();
+        long best = -1, best_solid = 0;
+        for (const auto& [x, y] : spots) {
+          const Rect r{std::max(0, x), std::max(0, y), std::min(W, x + lw), std::min(H, y + lh)};
+          long ink = 0, solid = 0;
+          for (int yy = r.y0; yy < r.y1; ++yy)
+            for (int xx = r.x0; xx < r.x1; ++xx) {
+              const size_t o = (static_cast<size_t>(yy) * W + xx) * 3;
+              const int d = std::abs(now[o] - before[o]) + std::abs(now[o + 1] - before[o + 1]) +
+                            std::abs(now[o + 2] - before[o + 2]);
+              ink += d;
+              solid += d > 200;  // a solid line, not a faded raw one
+            }
+          if (best < 0 || ink < best) best = ink, best_solid = solid, box = {x, y, x + lw, y + lh};
+        }
+        if (crowded) *crowded = best_solid > static_cast<long>(lw) * lh / 200;
+      }
+      cv.fill_rect(box, kWhite, 0.88f);
+      cv.outline_rect(box, S, kLegendBorder);
+      for (size_t k = 0; k < entries.size(); ++k) {
+        const auto& e = entries[k];
+        const int top = box.y0 + gap + static_cast<int>(k) * row_h;
+        const double cy = top - top % S + gh * tick_scale / 2.0;
+        const double sx0 = box.x0 + gap, sx1 = sx0 + swatch;
+        cv.cover_segment(sx0, cy, sx1, cy, e.val ? val_hw : train_hw);
+        cv.paint(e.colour);
+        if (e.val) {
+          cv.cover_disc((sx0 + sx1) / 2, cy, marker_r + S);
+          cv.paint(kWhite);
+          cv.cover_disc((sx0 + sx1) / 2, cy, marker_r);
+          cv.paint(e.colour);
+        }
+        cv.text(static_cast<int>(sx1) + gap, top, e.label, tick_scale, kText);
+      }
+    }
+
+    // Frame, ticks, labels, titles.
+    cv.outline_rect({plot.x0 - S, plot.y0 - S, plot.x1 + S, plot.y1 + S}, S, kFrame);
+    for (const auto& t : yticks) {
+      const int y = static_cast<int>(std::lround(py(t.value)));
+      cv.fill_rect({plot.x0 - S - tick_len, y - S / 2, plot.x0 - S, y - S / 2 + S}, kFrame);
+      const int tw = text_units(t.label) * tick_scale;
+      cv.text(plot.x0 - S - tick_len - gap - tw, y - gh * tick_scale / 2, t.label, tick_scale,
+              kText);
+    }
+    for (const auto& t : xticks) {
+      const int x = static_cast<int>(std::lround(px(t.value)));
+      const int len = t.label.empty() ? tick_len / 2 : tick_len;
+      cv.fill_rect({x - S / 2, plot.y1 + S, x - S / 2 + S, plot.y1 + S + len}, kFrame);
+      if (t.label.empty()) continue;
+      const int tw = text_units(t.label) * tick_scale;
+      cv.text(x - tw / 2, plot.y1 + S + tick_len + gap, t.label, tick_scale, kText);
+    }
+    const int xt_w = text_units(xtitle) * label_scale;
+    cv.text((plot.x0 + plot.x1 - xt_w) / 2, H - pad - gh * label_scale, xtitle, label_scale,
             kText);
-  }
-  for (const auto& t : xticks) {
-    const int x = static_cast<int>(std::lround(px(t.value)));
-    const int len = t.label.empty() ? tick_len / 2 : tick_len;
-    cv.fill_rect({x - S / 2, plot.y1 + S, x - S / 2 + S, plot.y1 + S + len}, kFrame);
-    if (t.label.empty()) continue;
-    const int tw = text_units(t.label) * tick_scale;
-    cv.text(x - tw / 2, plot.y1 + S + tick_len + gap, t.label, tick_scale, kText);
-  }
-  const int xt_w = text_units(xtitle) * label_scale;
-  cv.text((plot.x0 + plot.x1 - xt_w) / 2, H - pad - gh * label_scale, xtitle, label_scale, kText);
-  const int yt_w = text_units(ytitle) * label_scale;
-  cv.text_up(pad, (plot.y0 + plot.y1 + yt_w) / 2, ytitle, label_scale, kText);
-  int ti_scale = title_scale;
-  while (ti_scale > S && text_units(title) * ti_scale > W - 2 * pad) --ti_scale;
-  const int ti_w = text_units(title) * ti_scale;
-  cv.text(std::max(pad, (plot.x0 + plot.x1 - ti_w) / 2), pad, title, ti_scale, kText);
-  if (smoothed && want_train) {
-    const std::string note = "training loss: moving average of " + std::to_string(window) +
-                             " points (raw values faded)";
-    const int nw = text_units(note) * S;
-    cv.text(W - pad - nw, H - pad - gh * S, note, S, kMuted);
-  }
+    const int yt_w = text_units(ytitle) * label_scale;
+    cv.text_up(pad, (plot.y0 + plot.y1 + yt_w) / 2, ytitle, label_scale, kText);
+    const int ti_w = text_units(title) * title_scale;
+    cv.text(std::clamp((plot.x0 + plot.x1 - ti_w) / 2, pad, W - pad - ti_w), pad, title,
+            title_scale, kText);
+    if (smoothed) {
+      const std::string note = "training loss: moving average of " + std::to_string(window) +
+                               " points (raw values faded)";
+      const int nw = text_units(note) * S;
+      cv.text(W - pad - nw, H - pad - gh * S, note, S, kMuted);
+    }
+    return cv;
+  };
+
+  bool crowded = false;
+  Canvas cv = draw(false, &crowded);
+  if (crowded && lw <= W * 3 / 10) cv = draw(true, nullptr);
 
   // Average kSS x kSS blocks down to the output size.
   Image img;

@@ -28,11 +28,20 @@ Runner add_plot(CLI::App& app) {
       app.add_option("--smooth", o->smooth,
                      "moving-average window for the training loss, in logged points "
                      "(0 or 1: none; default: about a thirtieth of the points)")
-          ->check(CLI::NonNegativeNumber);
+          ->check(CLI::Range(0, 1000000));
   app.add_flag("--log-x", o->log_x, "logarithmic step axis");
   return [o, smooth]() {
     std::vector<RunMetrics> runs;
     for (const auto& dir : o->runs) runs.push_back(read_metrics(dir));
+    // Runs whose directories share a base name (a/diff, b/diff) are labelled by their paths.
+    for (size_t i = 0; i < runs.size(); ++i)
+      for (size_t j = 0; j < runs.size(); ++j)
+        if (i != j && o->runs[i] != o->runs[j] && runs[i].name == runs[j].name) {
+          std::string path = o->runs[i];
+          while (path.size() > 1 && path.back() == '/') path.pop_back();
+          runs[i].name = path;
+          break;
+        }
     PlotOptions opts;
     opts.title = o->title;
     opts.metric = parse_plot_metric(o->metric);

@@ -1,3 +1,4 @@
+#include <omp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -41,6 +42,7 @@ Runner add_train(CLI::App& app) {
         schedule = "cosine", cache_dir;
     TrainOptions t;
     bool resume = false;
+    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--data", o->data, "training text: a file, a folder or a glob")->required();
@@ -70,9 +72,12 @@ Runner add_train(CLI::App& app) {
   app.add_option("--precision", o->precision, "fp32 or bf16 matrix products")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--cache-dir", o->cache_dir, "where tokenised data is cached (default ~/.cache/difftx)");
+  app.add_option("--threads", o->threads, "OpenMP threads (default: all cores)");
   app.add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   return [o]() {
     TrainOptions t = o->t;
+    check(o->threads >= 0 && o->threads <= 1024, "--threads must be in [1, 1024]");
+    if (o->threads > 0) omp_set_num_threads(o->threads);
     check(t.steps >= 1, "--steps must be >= 1");
     check(t.batch >= 1 && t.batch <= 4096, "--batch must be in [1, 4096]");
     check(t.seq >= 1, "--seq must be >= 1");

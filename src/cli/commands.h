@@ -12,6 +12,9 @@ using Runner = std::function<int()>;
 Runner add_init(CLI::App& app);
 Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_train(CLI::App& app);
+Runner add_eval(CLI::App& app);
 Runner add_plot(CLI::App& app);
+Runner add_tokenizer(CLI::App& app);
 
 }  // namespace difftx::cli

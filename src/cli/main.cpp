@@ -33,7 +33,13 @@ int main(int argc, char** argv) {
   add("inspect", "Run one forward (and backward) pass and write logits, loss and gradients",
       difftx::cli::add_inspect);
   add("bench", "Time training, prefill and decoding on random tokens", difftx::cli::add_bench);
+  add("train", "Train a model on text, with checkpoints that survive crashes",
+      difftx::cli::add_train);
+  add("eval", "Loss, perplexity and bits per byte of a model on held-out text",
+      difftx::cli::add_eval);
   add("plot", "Draw the loss curves of training runs into a PNG", difftx::cli::add_plot);
+  add("tokenizer", "Train a SentencePiece tokenizer; encode, decode or describe a tokenizer",
+      difftx::cli::add_tokenizer);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -16,9 +16,12 @@
 //    50256 means end of text.
 //  - "sentencepiece": any SentencePiece .model through libsentencepiece. Models trained by
 //    `difftx tokenizer train` (identity normalisation, no whitespace removal, byte fallback)
-//    round-trip every byte string exactly: valid UTF-8 through sentencepiece itself, and bytes
-//    that are not valid UTF-8 (which sentencepiece would turn into U+FFFD) as byte-fallback
-//    tokens of their own values. Other models round-trip only what their normaliser keeps:
+//    round-trip every byte string exactly: valid UTF-8 through sentencepiece itself, and the
+//    bytes sentencepiece cannot keep — bytes that are not valid UTF-8 (it turns them into
+//    U+FFFD) and U+2581 (its own space symbol, which it decodes as a space) — as byte-fallback
+//    tokens of their own values. Decoding is done by difftx (byte tokens give raw bytes) and
+//    agrees with libsentencepiece's decoder on valid UTF-8, except that a model's
+//    denormaliser, if it has one, is not applied. Other models round-trip only what their normaliser keeps:
 //    an NFKC model changes e.g. full-width letters, a model that removes extra whitespace
 //    loses repeated spaces, a model without byte fallback maps unknown characters to <unk>
 //    (decoded as " \u2047 "); loading such a model prints a warning.

@@ -139,7 +139,10 @@ inline void micro(int64_t K, const float* A, int64_t ars, int64_t acs, const flo
     for (int v = 0; v < NV; ++v) storeu(C + r * ldc + v * W, c[r][v]);
 }
 
-constexpr int MR = 6;  // rows per microkernel: 6 x 4 vectors = 24 accumulators of 32
+// Rows per microkernel: with 4 vectors per row, 6 x 4 = 24 accumulators of AVX-512's 32
+// registers (3 x 4 of AVX2's 16, 2 x 4 of SSE's 16), leaving room for B and the broadcast.
+constexpr int MR = W == 16 ? 6 : W == 8 ? 3 : 2;
+static_assert(MR <= 6, "rows_panel handles remainders of up to 5 rows");
 
 template <int NV>
 void rows_panel(int64_t M, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,

@@ -19,10 +19,11 @@ EvalResult evaluate_stream(const Model& model, const Tokenizer& tok, const Token
     check(data.at(i) < model.config.vocab_size,
           "the data holds token id " + std::to_string(data.at(i)) +
               " beyond the model's vocabulary; was it tokenised for another model?");
-  // Bytes each id stands for (byte-level and BPE tokens decode independently).
+  // Bytes of text each id stands for (byte-level and BPE tokens decode independently; the
+  // end-of-text separator stands for none).
   std::vector<int64_t> id_bytes(static_cast<size_t>(model.config.vocab_size), 0);
   for (int64_t id = 0; id < std::min<int64_t>(tok.vocab_size(), model.config.vocab_size); ++id)
-    id_bytes[id] = static_cast<int64_t>(tok.decode({static_cast<int32_t>(id)}).size());
+    id_bytes[id] = id == tok.eos_id() ? 0 : static_cast<int64_t>(tok.decode({static_cast<int32_t>(id)}).size());
 
   const int64_t predictable = data.size() - 1;
   const int64_t total = max_tokens > 0 ? std::min(max_tokens, predictable) : predictable;
