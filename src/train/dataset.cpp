@@ -35,10 +35,10 @@ std::string hex(uint64_t x) {
 }  // namespace
 
 std::string default_cache_dir() {
-  if (const char* d = std::getenv("DIFFTX_CACHE"); d && *d) return d;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/difftx";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/difftx";
-  return ".difftx-cache";
+  if (const char* d = std::getenv("DIFFTX_CACHE"); d && *d) return std::string(d) + "/tokens";
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/difftx/tokens";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/difftx/tokens";
+  return ".difftx-cache/tokens";
 }
 
 std::vector<std::string> resolve_sources(const std::string& path) {

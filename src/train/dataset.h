@@ -49,8 +49,8 @@ class TokenData {
   size_t map_size_ = 0;
 };
 
-// Default place for token caches: $DIFFTX_CACHE, else $XDG_CACHE_HOME/difftx, else
-// ~/.cache/difftx.
+// Default place for token caches: $DIFFTX_CACHE/tokens, else $XDG_CACHE_HOME/difftx/tokens,
+// else ~/.cache/difftx/tokens.
 std::string default_cache_dir();
 
 }  // namespace difftx
