@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config ninja-build
       libdnnl-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
       libgtest-dev libgmock-dev googletest libbenchmark-dev
       clang libclang-rt-14-dev libstb-dev)
-if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy); fi
+# PyTorch sends matrix products to libblas.so.3: OpenBLAS, not the slow reference BLAS.
+if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy libopenblas0-pthread); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,7 @@ Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_train(CLI::App& app);
 Runner add_eval(CLI::App& app);
+Runner add_generate(CLI::App& app);
 Runner add_plot(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_train);
   add("eval", "Loss, perplexity and bits per byte of a model on held-out text",
       difftx::cli::add_eval);
+  add("generate", "Generate text with a KV cache: sampling, streaming, batches of prompts",
+      difftx::cli::add_generate);
   add("plot", "Draw the loss curves of training runs into a PNG", difftx::cli::add_plot);
   add("tokenizer", "Train a SentencePiece tokenizer; encode, decode or describe a tokenizer",
       difftx::cli::add_tokenizer);

@@ -21,10 +21,10 @@
 //    U+FFFD) and U+2581 (its own space symbol, which it decodes as a space) — as byte-fallback
 //    tokens of their own values. Decoding is done by difftx (byte tokens give raw bytes) and
 //    agrees with libsentencepiece's decoder on valid UTF-8, except that a model's
-//    denormaliser, if it has one, is not applied. Other models round-trip only what their normaliser keeps:
-//    an NFKC model changes e.g. full-width letters, a model that removes extra whitespace
-//    loses repeated spaces, a model without byte fallback maps unknown characters to <unk>
-//    (decoded as " \u2047 "); loading such a model prints a warning.
+//    denormaliser, if it has one, is not applied. Other models round-trip only what their
+//    normaliser keeps: an NFKC model changes e.g. full-width letters, a model that removes
+//    extra whitespace loses repeated spaces, a model without byte fallback maps unknown
+//    characters to <unk> (decoded as " \u2047 "); loading such a model prints a warning.
 //
 // Encoding and decoding are const and safe to call from several threads at once.
 #include <cstdint>
@@ -57,10 +57,15 @@ class Tokenizer {
   // decode to their text: <|endoftext|> for byte and gpt2; nothing for sentencepiece's
   // control symbols (<s>, </s>).
   std::string decode(const int32_t* ids, size_t n) const;
-  std::string decode(const std::vector<int32_t>& ids) const { return decode(ids.data(), ids.size()); }
+  std::string decode(const std::vector<int32_t>& ids) const {
+    return decode(ids.data(), ids.size());
+  }
 
   // Appends the bytes token `id` contributes at this point of a sequence (decode() is this in
   // a loop, starting from a fresh DecodeState). Throws Error for an out-of-range id.
+  // decode({id}) treats id as the start of a text, where sentencepiece drops the leading space
+  // of "\u2581word" pieces; for the bytes a token stands for in the middle of a text, use
+  // decode_append with a DecodeState whose at_start is false.
   virtual void decode_append(int32_t id, DecodeState& state, std::string& out) const = 0;
 
   // Writes the tokenizer's own files (each atomically) and then `tokenizer.json`, a small
@@ -94,6 +99,7 @@ class Tokenizer {
 //   "gpt2:DIR"        encoder.json + vocab.bpe from DIR
 //   "spm:FILE.model"  a SentencePiece model ("sentencepiece:" works too); FILE may also be a
 //                     directory holding tokenizer.model (e.g. from `difftx tokenizer train`)
+//   "DIR"             a directory holding a tokenizer.json (a model directory): load_tokenizer
 // Anything else, or files that are missing or corrupt, is an Error naming the problem.
 std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec);
 
@@ -141,8 +147,8 @@ void train_sentencepiece(const SentencePieceTrainOptions& options);
 // Turns ids into text one at a time for streaming generation: push() returns only complete
 // UTF-8 text, holding back the bytes of a character whose remaining bytes have not arrived
 // yet; bytes that can never be valid UTF-8 are passed through as they are. finish() returns
-// whatever is still held (raw bytes). Everything returned, concatenated, equals
-// tokenizer.decode(all ids) exactly.
+// whatever is still held (raw bytes) and starts a new sequence. Everything returned between
+// two finish() calls, concatenated, equals tokenizer.decode(those ids) exactly.
 class StreamingDecoder {
  public:
   explicit StreamingDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}

@@ -1,0 +1,150 @@
+#include "infer/generate.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "infer/kv_cache.h"
+#include "io/tokenizer.h"
+
+namespace difftx {
+namespace {
+
+// Length of the longest suffix of `text` that is a proper prefix of some stop string: those
+// bytes might still become a stop, so they are held back.
+size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
+  size_t keep = 0;
+  for (const auto& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > keep; --n)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+  return keep;
+}
+
+struct Sequence {
+  std::vector<int32_t> history;  // prompt + generated, for the repetition penalty and sliding
+  Generated out;
+  std::unique_ptr<StreamingDecoder> decoder;
+  std::string pending;  // decoded text not yet emitted
+  size_t emitted = 0;   // bytes of out.text already passed to the callback
+  Rng rng{0};
+  bool done = false;
+};
+
+}  // namespace
+
+std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
+                                const std::vector<std::vector<int32_t>>& prompts,
+                                const GenerateOptions& opts, const TokenCallback& on_token) {
+  const Config& c = model.config;
+  validate(opts.sampling);
+  check(opts.max_tokens >= 0, "--max-tokens must be >= 0");
+  check(!prompts.empty(), "no prompt given");
+  for (const auto& s : opts.stops) check(!s.empty(), "--stop strings must not be empty");
+  int64_t longest = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    check(!prompts[i].empty(), "prompt " + std::to_string(i + 1) + " is empty");
+    for (int32_t id : prompts[i])
+      check(id >= 0 && id < c.vocab_size, "token id " + std::to_string(id) +
+                                              " is out of range [0, " +
+                                              std::to_string(c.vocab_size) + ")");
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[i].size()));
+  }
+  const int64_t ctx = c.max_position_embeddings;
+  if (!opts.sliding_window) {
+    check(longest + opts.max_tokens <= ctx,
+          "prompt (" + std::to_string(longest) + " tokens) + --max-tokens (" +
+              std::to_string(opts.max_tokens) + ") exceeds the model's context of " +
+              std::to_string(ctx) + " tokens; shorten them or pass --sliding-window");
+  } else {
+    check(longest <= ctx, "a prompt of " + std::to_string(longest) +
+                              " tokens exceeds the model's context of " + std::to_string(ctx));
+  }
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  const int64_t cap = std::min(ctx, longest + opts.max_tokens + 1);
+  KvSession session(model, std::max<int64_t>(cap, 1), opts.run, B);
+  std::vector<Sequence> seqs(static_cast<size_t>(B));
+  std::vector<float> first_logits(static_cast<size_t>(B * c.vocab_size));
+  for (int64_t b = 0; b < B; ++b) {
+    Sequence& s = seqs[b];
+    s.history = prompts[b];
+    s.rng = Rng(opts.seed + static_cast<uint64_t>(b));
+    if (tok) s.decoder = std::make_unique<StreamingDecoder>(*tok);
+    const float* lg = session.prefill(b, prompts[b]);
+    std::copy(lg, lg + c.vocab_size, first_logits.begin() + b * c.vocab_size);
+    s.done = opts.max_tokens == 0;
+    if (s.done) s.out.finish_reason = "length";
+  }
+
+  // Accepts `id` for sequence b: checks eos, decodes, checks stops, streams.
+  auto accept = [&](int64_t b, int32_t id) {
+    Sequence& s = seqs[b];
+    if (tok && id == tok->eos_id()) {
+      s.done = true;
+      s.out.finish_reason = "eos";
+    } else {
+      s.out.ids.push_back(id);
+      s.history.push_back(id);
+      if (s.decoder) {
+        s.pending += s.decoder->push(id);
+        for (const auto& stop : opts.stops) {
+          const size_t at = s.pending.find(stop);
+          if (at != std::string::npos) {
+            s.pending.resize(at);
+            s.done = true;
+            s.out.finish_reason = "stop";
+          }
+        }
+        if (!s.done && static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens)
+          s.pending += s.decoder->finish();
+        const size_t hold = s.done || static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens
+                                ? 0
+                                : held_back(s.pending, opts.stops);
+        const std::string ready = s.pending.substr(0, s.pending.size() - hold);
+        s.pending.erase(0, ready.size());
+        s.out.text += ready;
+        if (on_token) on_token(b, ready, id);
+      } else if (on_token) {
+        on_token(b, "", id);
+      }
+      if (!s.done && static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens) {
+        s.done = true;
+        s.out.finish_reason = "length";
+      }
+    }
+  };
+
+  for (int64_t b = 0; b < B; ++b)
+    if (!seqs[b].done)
+      accept(b, sample_token(first_logits.data() + b * c.vocab_size, c.vocab_size,
+                             seqs[b].history, opts.sampling, seqs[b].rng));
+  while (true) {
+    std::vector<int64_t> rows;
+    std::vector<int32_t> next;
+    for (int64_t b = 0; b < B; ++b) {
+      Sequence& s = seqs[b];
+      if (s.done) continue;
+      if (session.length(b) >= session.capacity()) {  // only with sliding_window
+        const int64_t keep = std::max<int64_t>(2, session.capacity() / 2);
+        std::vector<int32_t> tail(s.history.end() - keep, s.history.end());
+        session.prefill(b, std::vector<int32_t>(tail.begin(), tail.end() - 1));
+      }
+      rows.push_back(b);
+      next.push_back(s.history.back());
+    }
+    if (rows.empty()) break;
+    const std::vector<float>& logits = session.decode(rows, next);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Sequence& s = seqs[rows[i]];
+      accept(rows[i], sample_token(logits.data() + i * c.vocab_size, c.vocab_size, s.history,
+                                   opts.sampling, s.rng));
+    }
+  }
+  std::vector<Generated> out;
+  for (auto& s : seqs) out.push_back(std::move(s.out));
+  return out;
+}
+
+}  // namespace difftx
