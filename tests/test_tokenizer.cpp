@@ -27,7 +27,7 @@ namespace difftx {
 namespace {
 namespace fs = std::filesystem;
 
-// ---- helpers -----------------------------------------------------------------------------------
+// ---- helpers ------------------------------------------------------------------------------------
 
 class TempDir {
  public:
@@ -132,7 +132,7 @@ void expect_round_trip(const Tokenizer& tok, const std::string& text) {
   EXPECT_EQ(tok.decode(ids), text) << tok.kind() << " round trip of \"" << escaped(text) << "\"";
 }
 
-// ---- UTF-8 helpers ---------------------------------------------------------------------------
+// ---- UTF-8 helpers ------------------------------------------------------------------------------
 
 TEST(Utf8, SequenceLengths) {
   char32_t cp = 0;
@@ -187,7 +187,7 @@ TEST(Utf8, StreamHoldsBackOnlyIncompleteCharacters) {
   EXPECT_EQ(s.finish(), "");
 }
 
-// ---- byte ------------------------------------------------------------------------------------------
+// ---- byte ---------------------------------------------------------------------------------------
 
 TEST(ByteTokenizer, RoundTripsRandomBytes) {
   const auto tok = make_tokenizer("byte");
@@ -208,7 +208,7 @@ TEST(ByteTokenizer, RoundTripsRandomBytes) {
   EXPECT_THROW(tok->decode(std::vector<int32_t>{-1}), Error);
 }
 
-// ---- GPT-2 -----------------------------------------------------------------------------------------
+// ---- GPT-2 --------------------------------------------------------------------------------------
 
 // Ground truth from the npm package's own JavaScript (gpt-3-encoder@1.1.4, Encoder.js), e.g.
 //   node -e 'console.log(require("gpt-3-encoder").encode("Hello world"))'
@@ -227,7 +227,8 @@ TEST(Gpt2Tokenizer, MatchesReferenceEncodings) {
       {"héllo wörld", {71, 2634, 18798, 266, 30570, 335}},
       {"I \u2764\ufe0f 🦀!", {40, 43074, 97, 37929, 12520, 99, 222, 0}},
       {"日本語のテキスト", {33768, 98, 17312, 105, 45739, 252, 5641, 24336, 25084, 43302}},
-      {"They're sure we'll win, isn't it?", {2990, 821, 1654, 356, 1183, 1592, 11, 2125, 470, 340, 30}},
+      {"They're sure we'll win, isn't it?",
+       {2990, 821, 1654, 356, 1183, 1592, 11, 2125, 470, 340, 30}},
       {"a  b\n\n c   ", {64, 220, 275, 628, 269, 220, 220, 220}},
       {"  leading and trailing  ", {220, 3756, 290, 25462, 220, 220}},
       {"GPT-2's tokenizer: 100% (byte-level) <|endoftext|>",
@@ -347,7 +348,8 @@ std::string gpt2_symbols(const std::string& bytes) {
   return out;
 }
 
-void write_mini_gpt2(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& merges) {
+void write_mini_gpt2(const std::string& dir,
+                     const std::vector<std::pair<std::string, std::string>>& merges) {
   nlohmann::json enc = nlohmann::json::object();
   int id = 0;
   for (int b = 0; b < 256; ++b) enc[gpt2_symbols(std::string(1, static_cast<char>(b)))] = id++;
@@ -386,7 +388,8 @@ TEST(Gpt2Tokenizer, RejectsBrokenFiles) {
   TempDir tmp;
   write_mini_gpt2(tmp.path(), {{"a", "a"}});
   EXPECT_NO_THROW(load_gpt2_tokenizer(tmp.path()));
-  const std::string enc = read_file_text(tmp / "encoder.json"), bpe = read_file_text(tmp / "vocab.bpe");
+  const std::string enc = read_file_text(tmp / "encoder.json");
+  const std::string bpe = read_file_text(tmp / "vocab.bpe");
   auto expect_error = [&](const std::string& e, const std::string& b, const std::string& what) {
     write_file_atomic(tmp / "encoder.json", e);
     write_file_atomic(tmp / "vocab.bpe", b);
@@ -426,7 +429,7 @@ TEST(Gpt2Tokenizer, RejectsBrokenFiles) {
   }
 }
 
-// ---- streaming decode --------------------------------------------------------------------------
+// ---- streaming decode ---------------------------------------------------------------------------
 
 TEST(StreamingDecoder, HoldsBackCharactersSplitAcrossTokens) {
   const auto byte = make_tokenizer("byte");
@@ -462,7 +465,7 @@ TEST(StreamingDecoder, Gpt2StreamEqualsDecode) {
   EXPECT_GT(held, 0);  // 🦀 is 12520, 99, 222: its bytes span tokens
 }
 
-// ---- save / load -------------------------------------------------------------------------------
+// ---- save / load --------------------------------------------------------------------------------
 
 TEST(TokenizerFiles, SaveAndLoadEveryKind) {
   TempDir tmp;
@@ -476,7 +479,7 @@ TEST(TokenizerFiles, SaveAndLoadEveryKind) {
     EXPECT_FALSE(has_tokenizer(dir));
     tok->save(dir);
     EXPECT_TRUE(has_tokenizer(dir));
-    const auto desc = nlohmann::json::parse(read_file_text(dir + "/tokenizer.json"));
+    const auto desc = nlohmann::json::parse(read_file_text(dir + "/difftx_tokenizer.json"));
     EXPECT_EQ(desc["type"], tok->kind());
     EXPECT_EQ(desc["vocab_size"], tok->vocab_size());
     EXPECT_EQ(desc["eos_id"], tok->eos_id());
@@ -484,7 +487,7 @@ TEST(TokenizerFiles, SaveAndLoadEveryKind) {
     EXPECT_EQ(back->kind(), tok->kind());
     EXPECT_EQ(back->fingerprint(), tok->fingerprint());
     EXPECT_EQ(back->encode(text), tok->encode(text));
-    // A directory holding a tokenizer.json is also a spec.
+    // A directory holding a difftx_tokenizer.json is also a spec.
     EXPECT_EQ(make_tokenizer(dir)->fingerprint(), tok->fingerprint());
   }
   EXPECT_NE(toks[0]->fingerprint(), toks[1]->fingerprint());
@@ -493,7 +496,7 @@ TEST(TokenizerFiles, SaveAndLoadEveryKind) {
 
 TEST(TokenizerFiles, DamagedOrForeignDescriptors) {
   TempDir tmp;
-  EXPECT_THROW(load_tokenizer(tmp.path()), Error);  // no tokenizer.json
+  EXPECT_THROW(load_tokenizer(tmp.path()), Error);  // no difftx_tokenizer.json
   EXPECT_THROW(load_tokenizer(tmp / "missing"), Error);
   write_mini_gpt2(tmp / "g", {{"a", "a"}});
   const auto tok = load_gpt2_tokenizer(tmp / "g");
@@ -507,7 +510,7 @@ TEST(TokenizerFiles, DamagedOrForeignDescriptors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("do not match"), std::string::npos) << e.what();
   }
-  const std::string desc = tmp / "m/tokenizer.json";
+  const std::string desc = tmp / "m/difftx_tokenizer.json";
   write_file_atomic(desc, R"({"version": "1.0", "model": {"type": "BPE"}, "added_tokens": []})");
   try {
     load_tokenizer(tmp / "m");
@@ -537,7 +540,7 @@ TEST(TokenizerFiles, BadSpecs) {
   EXPECT_THROW(make_tokenizer("spm:" + tmp.path()), Error);  // folder without tokenizer.model
 }
 
-// ---- SentencePiece ----------------------------------------------------------------------------
+// ---- SentencePiece ------------------------------------------------------------------------------
 
 // Trains a small model on the committed corpus once per model type.
 std::string trained_model_dir(const std::string& type) {
@@ -727,7 +730,8 @@ std::vector<std::string> g_warnings;
 TEST(SentencePieceTokenizer, LoadsForeignModelsWithAWarning) {
   TempDir tmp;
   std::string lines = read_file_text(fixture("corpus/1790_george_washington_n.txt"));
-  for (size_t p = lines.find(". "); p != std::string::npos; p = lines.find(". ", p)) lines[++p] = '\n';
+  for (size_t p = lines.find(". "); p != std::string::npos; p = lines.find(". ", p))
+    lines[++p] = '\n';
   write_file_atomic(tmp / "lines.txt", lines);  // the trainer wants short lines
   const auto status = sentencepiece::SentencePieceTrainer::Train(
       {{"input", tmp / "lines.txt"},

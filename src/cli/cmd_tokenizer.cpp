@@ -54,7 +54,7 @@ Runner add_tokenizer(CLI::App& app) {
                     "vocabulary size, including 256 byte tokens and <unk> <s> </s>")
       ->required();
   train->add_option("--out", o->train.out_dir,
-                    "new directory for tokenizer.model and tokenizer.json (must not exist or be "
+                    "new directory for tokenizer.model and difftx_tokenizer.json (must not exist or be "
                     "empty)")
       ->required();
   train->add_option("--model-type", o->train.model_type, "unigram or bpe")

@@ -68,7 +68,7 @@ class Tokenizer {
   // decode_append with a DecodeState whose at_start is false.
   virtual void decode_append(int32_t id, DecodeState& state, std::string& out) const = 0;
 
-  // Writes the tokenizer's own files (each atomically) and then `tokenizer.json`, a small
+  // Writes the tokenizer's own files (each atomically) and then `difftx_tokenizer.json`, a small
   // descriptor {"format": "difftx-tokenizer", "type": kind, "files": {...}, "vocab_size",
   // "eos_id", "fingerprint"}, into dir (created if needed), so a model directory is
   // self-contained. load_tokenizer(dir) reads it back.
@@ -99,7 +99,7 @@ class Tokenizer {
 //   "gpt2:DIR"        encoder.json + vocab.bpe from DIR
 //   "spm:FILE.model"  a SentencePiece model ("sentencepiece:" works too); FILE may also be a
 //                     directory holding tokenizer.model (e.g. from `difftx tokenizer train`)
-//   "DIR"             a directory holding a tokenizer.json (a model directory): load_tokenizer
+//   "DIR"             a directory holding a difftx_tokenizer.json (a model directory): load_tokenizer
 // Anything else, or files that are missing or corrupt, is an Error naming the problem.
 std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec);
 
@@ -115,11 +115,11 @@ std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& encoder_json_p
                                                const std::string& vocab_bpe_path);
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path);
 
-// The tokenizer saved in a model directory (its tokenizer.json descriptor and files). Error if
+// The tokenizer saved in a model directory (its difftx_tokenizer.json descriptor and files). Error if
 // it is missing, is not a difftx descriptor (e.g. a Hugging Face tokenizer.json), or the files
 // do not match the descriptor's fingerprint.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
-// True when model_dir holds a tokenizer.json (whether or not it is valid).
+// True when model_dir holds a difftx_tokenizer.json (whether or not it is valid).
 bool has_tokenizer(const std::string& model_dir);
 
 // ---- Training a SentencePiece model ----------------------------------------------------------
@@ -136,7 +136,7 @@ struct SentencePieceTrainOptions {
 };
 
 // Trains with libsentencepiece (byte_fallback, identity normalisation, no whitespace removal,
-// so every text round-trips) and writes out_dir/tokenizer.model and out_dir/tokenizer.json;
+// so every text round-trips) and writes out_dir/tokenizer.model and out_dir/difftx_tokenizer.json;
 // nothing appears at out_dir unless both are complete. Lines longer than 4096 bytes are fed
 // to the trainer in pieces cut at spaces. Errors (as Error): missing or empty data, a vocab
 // size below 260 or above what the data supports, an unknown model type.

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace difftx {
 namespace {
 
-constexpr const char* kDescriptor = "tokenizer.json";
+constexpr const char* kDescriptor = "difftx_tokenizer.json";
 constexpr const char* kFormat = "difftx-tokenizer";
 
 struct Fnv1a64 {
@@ -82,7 +82,7 @@ void Tokenizer::save(const std::string& dir) const {
     write_file_atomic((fs::path(dir) / f.name).string(), f.bytes.data(), f.bytes.size());
     files[f.role] = f.name;
   }
-  // The descriptor last: a tokenizer.json only ever describes files that are complete.
+  // The descriptor last: a difftx_tokenizer.json only ever describes files that are complete.
   const nlohmann::json desc{{"format", kFormat},         {"version", 1},
                             {"type", kind()},            {"files", files},
                             {"vocab_size", vocab_size()}, {"eos_id", eos_id()},
@@ -175,7 +175,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
   if (!s.empty() && fs::is_directory(s, ec) && has_tokenizer(s)) return load_tokenizer(s);
   throw Error("unknown tokenizer \"" + s +
               "\": expected byte, gpt2, gpt2:DIR, spm:FILE.model, or a directory holding a "
-              "tokenizer.json");
+              "difftx_tokenizer.json");
 }
 
 // ---- StreamingDecoder ------------------------------------------------------------------------

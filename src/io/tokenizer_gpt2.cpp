@@ -140,7 +140,8 @@ class Gpt2Tokenizer final : public Tokenizer {
 
   void decode_append(int32_t id, DecodeState& state, std::string& out) const override {
     if (id < 0 || id >= vocab_size())
-      throw Error("token id " + std::to_string(id) + " is out of range for the gpt2 tokenizer (ids 0.." +
+      throw Error("token id " + std::to_string(id) +
+                  " is out of range for the gpt2 tokenizer (ids 0.." +
                   std::to_string(vocab_size() - 1) + ")");
     out += id_to_bytes_[static_cast<size_t>(id)];
     state.any_output = true;

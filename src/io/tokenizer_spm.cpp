@@ -156,7 +156,8 @@ class SentencePieceTokenizer final : public Tokenizer {
         text_[id] = replace_space_symbol(piece);
       }
     }
-    all_bytes_ = std::none_of(std::begin(byte_id_), std::end(byte_id_), [](int v) { return v < 0; });
+    all_bytes_ =
+        std::none_of(std::begin(byte_id_), std::end(byte_id_), [](int v) { return v < 0; });
     std::string lossy;
     if (!settings_.byte_fallback || !all_bytes_) lossy += "it has no byte fallback; ";
     if (!settings_.normalizer_name.empty() && settings_.normalizer_name != "identity")
@@ -174,7 +175,9 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text) const override {
     if (text.empty()) return {};
-    if (!all_bytes_ || (utf8::is_valid(text) && text.find(kSpaceSymbol) == std::string_view::npos)) {
+    const bool plain =
+        utf8::is_valid(text) && text.find(kSpaceSymbol) == std::string_view::npos;
+    if (plain || !all_bytes_) {
       std::vector<int> ids;
       const auto status = sp_.Encode(text, &ids);
       if (!status.ok()) throw Error("sentencepiece cannot encode the text: " + status.ToString());

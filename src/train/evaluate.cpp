@@ -23,7 +23,14 @@ EvalResult evaluate_stream(const Model& model, const Tokenizer& tok, const Token
   // end-of-text separator stands for none).
   std::vector<int64_t> id_bytes(static_cast<size_t>(model.config.vocab_size), 0);
   for (int64_t id = 0; id < std::min<int64_t>(tok.vocab_size(), model.config.vocab_size); ++id)
-    id_bytes[id] = id == tok.eos_id() ? 0 : static_cast<int64_t>(tok.decode({static_cast<int32_t>(id)}).size());
+    if (id != tok.eos_id()) {
+      DecodeState mid_text;  // as inside a text, so no leading space is dropped
+      mid_text.at_start = false;
+      mid_text.any_output = true;
+      std::string bytes;
+      tok.decode_append(static_cast<int32_t>(id), mid_text, bytes);
+      id_bytes[id] = static_cast<int64_t>(bytes.size());
+    }
 
   const int64_t predictable = data.size() - 1;
   const int64_t total = max_tokens > 0 ? std::min(max_tokens, predictable) : predictable;
