@@ -33,6 +33,8 @@
 #include <string_view>
 #include <vector>
 
+#include "io/utf8_stream.h"
+
 namespace difftx {
 
 // Where a decode is in its sequence. Only sentencepiece uses it (it drops the space that its
@@ -159,7 +161,8 @@ class StreamingDecoder {
  private:
   const Tokenizer& tokenizer_;
   DecodeState state_;
-  std::string pending_;
+  utf8::Utf8Stream stream_;
+  std::string bytes_;  // scratch for one token's bytes
 };
 
 }  // namespace difftx

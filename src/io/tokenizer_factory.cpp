@@ -181,22 +181,18 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
 // ---- StreamingDecoder ------------------------------------------------------------------------
 
 std::string StreamingDecoder::push(int32_t id) {
-  tokenizer_.decode_append(id, state_, pending_);
-  const size_t ready = utf8::releasable_prefix(pending_);
-  std::string out = pending_.substr(0, ready);
-  pending_.erase(0, ready);
-  return out;
+  bytes_.clear();
+  tokenizer_.decode_append(id, state_, bytes_);
+  return stream_.push(bytes_);
 }
 
 std::string StreamingDecoder::finish() {
-  std::string out;
-  out.swap(pending_);
   state_ = DecodeState{};
-  return out;
+  return stream_.finish();
 }
 
 void StreamingDecoder::reset() {
-  pending_.clear();
+  stream_ = utf8::Utf8Stream{};
   state_ = DecodeState{};
 }
 
