@@ -41,6 +41,23 @@ TEST_P(GemmTest, MatchesReferenceForAllTransposes) {
   }
 }
 
+// The decoding path (few rows, Y = X W^T) against the reference.
+TEST(Gemm, FewRowsPathMatchesReference) {
+  Rng rng(9);
+  for (const int64_t M : {1, 2, 3, 4})
+    for (const auto [N, K] : {std::pair<int64_t, int64_t>{1, 1}, {37, 19}, {300, 129}, {1031, 512}}) {
+      const auto X = test::random_vector<float>(M * K, rng), W = test::random_vector<float>(N * K, rng);
+      std::vector<float> Y(M * N), Y_ref(M * N);
+      linear_forward(X.data(), W.data(), Y.data(), M, N, K);
+      gemm_reference<float>(false, true, M, N, K, 1.f, X.data(), K, W.data(), K, 0.f, Y_ref.data(), N);
+      float xmax = 0, wmax = 0;
+      for (float v : X) xmax = std::max(xmax, std::abs(v));
+      for (float v : W) wmax = std::max(wmax, std::abs(v));
+      const double tol = 20.0 * static_cast<double>(K) * FLT_EPSILON * xmax * wmax;
+      for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(Y[i], Y_ref[i], tol) << M << "x" << N << "x" << K;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(AwkwardSizes, GemmTest,
                          ::testing::Values(GemmCase{1, 1, 1}, GemmCase{1, 17, 3},
                                            GemmCase{7, 1, 5}, GemmCase{13, 29, 31},

@@ -17,5 +17,6 @@ Runner add_eval(CLI::App& app);
 Runner add_generate(CLI::App& app);
 Runner add_plot(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
+Runner add_attention(CLI::App& app);
 
 }  // namespace difftx::cli

@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   add("plot", "Draw the loss curves of training runs into a PNG", difftx::cli::add_plot);
   add("tokenizer", "Train a SentencePiece tokenizer; encode, decode or describe a tokenizer",
       difftx::cli::add_tokenizer);
+  add("attention", "Attention maps, statistics, heatmaps and an interactive report for a text",
+      difftx::cli::add_attention);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

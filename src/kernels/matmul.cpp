@@ -105,6 +105,23 @@ void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, bool tran
       dst[static_cast<size_t>(o * ld + i)] = static_cast<uint16_t>(u >> 16);
     }
 }
+
+// Y[M,N] = X[M,K] W[N,K]^T for a few rows (decoding): memory-bound, so the point is to stream
+// each weight row once for all M rows, split over threads by weight rows.
+void gemm_few_rows(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const float* W,
+                   int64_t ldw, float* Y, int64_t ldy) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* w = W + n * ldw;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* x = X + m * ldx;
+      float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t k = 0; k < K; ++k) acc += x[k] * w[k];
+      Y[m * ldy + n] = acc;
+    }
+  }
+}
 }  // namespace
 
 template <>
@@ -112,6 +129,11 @@ void gemm<float>(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                  int64_t ldc, Precision precision) {
   if (M == 0 || N == 0) return;
+  if (M <= 4 && !trans_a && trans_b && alpha == 1.f && beta == 0.f && K > 0 &&
+      precision == Precision::kFP32) {
+    gemm_few_rows(M, N, K, A, lda, B, ldb, C, ldc);
+    return;
+  }
   if (K == 0 || (beta != 0.f && beta != 1.f)) {  // rare shapes: the plain loop
     gemm_reference<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;

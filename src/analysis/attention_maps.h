@@ -1,0 +1,59 @@
+#pragma once
+// Attention maps read out of a reference forward pass (RunOptions::attention = kReference,
+// which keeps every softmax map), per layer and head, for one sequence of a batch:
+//
+//   differential: A1, A2 (the two softmax maps of each of the H = n/2 heads), lambda, and the
+//                 effective map A1 - lambda * A2 that multiplies V;
+//   standard:     the softmax map of each of the n heads (the effective map itself).
+//
+// Maps are [heads, T, T], row = query, column = key, zero above the diagonal. Also here: the
+// attention logits q.k / sqrt(d) and the hidden states, the raw material of the paper's
+// Table 5.
+#include <cstdint>
+#include <vector>
+
+#include "model/transformer.h"
+
+namespace difftx {
+
+struct LayerMaps {
+  int64_t heads = 0;
+  float lambda = 0.f;               // differential only
+  std::vector<float> attn;          // [heads, T, T] effective map
+  std::vector<float> attn1, attn2;  // [heads, T, T] the two softmax maps (differential only)
+};
+
+struct AttentionMaps {
+  bool diff = false;
+  int64_t T = 0;
+  std::vector<LayerMaps> layers;
+  // The effective map of one head: T x T floats.
+  const float* head(size_t layer, int64_t h) const {
+    return layers[layer].attn.data() + h * T * T;
+  }
+};
+
+// Runs the model over B sequences of T tokens with the reference attention kernel, so that
+// acts holds every map. No loss is computed. Throws Error for bad ids or a T beyond the context.
+void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B, int64_t T,
+                           Activations& acts);
+
+// The maps of sequence b of a reference forward pass.
+AttentionMaps extract_attention_maps(const Config& config, const Activations& acts,
+                                     int64_t b = 0);
+
+// run_reference_forward + extract_attention_maps for one sequence.
+AttentionMaps compute_attention_maps(const Model& model, const std::vector<int32_t>& tokens);
+
+// |q_i . k_j| / sqrt(d) for every causal pair (j <= i) of every head and every map (both maps
+// of a differential head) of one layer and sequence, appended to out.
+void append_abs_attention_logits(const Config& config, const Activations& acts, int64_t layer,
+                                 int64_t b, std::vector<float>& out);
+
+// The hidden states leaving layer `layer` (the residual stream entering the next layer, or the
+// final stream before the last norm) for sequence b: T * hidden_size values, appended to out
+// as magnitudes.
+void append_abs_hidden_states(const Config& config, const Activations& acts, int64_t layer,
+                              int64_t b, std::vector<float>& out);
+
+}  // namespace difftx

@@ -1,0 +1,312 @@
+#pragma once
+// The page template of report.html (report_html.cpp fills in @TITLE@ and @DATA@). Plain
+// JavaScript and canvas, no libraries, no network.
+
+namespace difftx::report_page {
+
+inline constexpr const char* kTemplate = R"HTML(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>@TITLE@</title>
+<style>
+  body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+         margin: 16px 20px; background: #fafafa; }
+  h1 { font-size: 20px; margin: 0 0 4px; }
+  .intro { color: #555; margin: 0 0 12px; }
+  .panels { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+  .panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px;
+           width: 540px; }
+  .panel h2 { font-size: 16px; margin: 0 0 6px; }
+  .panel h2 .sub { font-weight: normal; color: #666; font-size: 13px; }
+  .controls { display: flex; gap: 12px; margin-bottom: 8px; flex-wrap: wrap; }
+  .controls label { color: #444; }
+  select { font: inherit; }
+  .view { display: flex; gap: 6px; align-items: stretch; }
+  canvas.map { border: 1px solid #888; cursor: crosshair; image-rendering: pixelated; }
+  .bar { display: flex; gap: 4px; }
+  .ticks { display: flex; flex-direction: column; justify-content: space-between;
+           font-size: 11px; color: #444; font-variant-numeric: tabular-nums; }
+  .readout { min-height: 2.8em; margin: 6px 0; font-variant-numeric: tabular-nums; }
+  .readout code { background: #f1f1f1; padding: 0 3px; border-radius: 3px; }
+  table.stats { border-collapse: collapse; font-size: 12.5px; margin-bottom: 8px; }
+  table.stats td { padding: 1px 10px 1px 0; font-variant-numeric: tabular-nums; }
+  table.stats td:first-child { color: #555; }
+  .tokens { font: 12px/1.9 ui-monospace, monospace; max-height: 180px; overflow: auto;
+            border-top: 1px solid #eee; padding-top: 6px; white-space: pre-wrap; }
+  .tok { border: 1px solid #e4e4e4; border-radius: 3px; padding: 0 1px; margin-right: 1px; }
+  .tok.span { background: #fff3b0; }
+  .tok.q { outline: 2px solid #1f5fbf; }
+  .tok.k { background: #f4a582; }
+  #tip { position: fixed; pointer-events: none; background: rgba(30,30,30,.92); color: #fff;
+         padding: 4px 7px; border-radius: 4px; font-size: 12px; display: none; z-index: 2;
+         white-space: pre; }
+</style>
+</head>
+<body data-drawn="0" data-errors="0">
+<h1 id="title"></h1>
+<p class="intro">Rows are query tokens, columns key tokens. Red is positive attention, blue
+negative (a differential map is A1 &minus; &lambda;&middot;A2 and can go below zero), white is
+zero; hatched grey cells are masked (the key comes after the query). Hover a cell to read it.</p>
+<div class="panels" id="panels"></div>
+<div id="tip"></div>
+<script type="application/json" id="difftx-data">@DATA@</script>
+<script>
+"use strict";
+(function () {
+  let errors = 0;
+  window.addEventListener("error", function () {
+    errors += 1;
+    document.body.dataset.errors = String(errors);
+  });
+
+  const data = JSON.parse(document.getElementById("difftx-data").textContent);
+  const SIDE = 440;  // CSS pixels of a map
+  const STOPS = [[5,48,97],[33,102,172],[67,147,195],[146,197,222],[209,229,240],[247,247,247],
+                 [253,219,199],[244,165,130],[214,96,77],[178,24,43],[103,0,31]];
+
+  // v in [-1, 1] -> RdBu, blue negative, red positive.
+  function colour(v) {
+    if (!isFinite(v)) v = 0;
+    const pos = (Math.max(-1, Math.min(1, v)) + 1) * 5;
+    const k = Math.min(9, Math.floor(pos)), f = pos - k;
+    const a = STOPS[k], b = STOPS[k + 1];
+    return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+  }
+  function fmt(v, digits) {
+    if (v === null || v === undefined || !isFinite(v)) return "n/a";
+    return Number(v).toPrecision(digits || 4).replace(/(\.\d*?)0+($|e)/, "$1$2").replace(/\.$/, "");
+  }
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  // How a token is shown: quoted, with spaces and line breaks visible.
+  function show(tok) { return JSON.stringify(tok); }
+  function tri(i, j) { return i * (i + 1) / 2 + j; }
+
+  // The lower triangle of (layer, head, kind); head -1 is the mean over heads.
+  function lowerTriangle(model, layer, head, kind) {
+    const heads = model.layers[layer].maps[kind];
+    if (head >= 0) return heads[head];
+    const out = new Float64Array(heads[0].length);
+    for (const h of heads) for (let k = 0; k < h.length; ++k) out[k] += h[k] / heads.length;
+    return out;
+  }
+
+  function fnv1a(bytes) {
+    let h = 0x811c9dc5;
+    for (let k = 0; k < bytes.length; ++k) { h ^= bytes[k]; h = Math.imul(h, 0x01000193) >>> 0; }
+    return h >>> 0;
+  }
+
+  function Panel(model, index) {
+    const T = model.T;
+    const root = el("section", {class: "panel", id: "panel-" + index});
+    const h2 = el("h2", {}, model.name + " ");
+    h2.appendChild(el("span", {class: "sub"}, model.model_type + " \u00b7 " + T + " tokens \u00b7 " +
+                                             model.layers.length + " layers"));
+    root.appendChild(h2);
+
+    const controls = el("div", {class: "controls"});
+    function selector(label, options) {
+      const lab = el("label", {}, label + " ");
+      const sel = el("select", {});
+      options.forEach(function (o) { sel.appendChild(el("option", {value: o[0]}, o[1])); });
+      lab.appendChild(sel);
+      controls.appendChild(lab);
+      return sel;
+    }
+    const layerSel = selector("Layer", model.layers.map(function (_, l) { return [l, String(l)]; }));
+    const nHeads = model.layers[0].maps.attn.length;
+    const headOpts = [[-1, "mean of heads"]];
+    for (let h = 0; h < nHeads; ++h) headOpts.push([h, String(h)]);
+    const headSel = selector("Head", headOpts);
+    const kinds = model.model_type === "diffllama"
+        ? [["attn", "A1 \u2212 \u03bb\u00b7A2"], ["attn1", "A1"], ["attn2", "A2"]]
+        : [["attn", "softmax"]];
+    const kindSel = selector("Map", kinds);
+    root.appendChild(controls);
+
+    const view = el("div", {class: "view"});
+    const canvas = el("canvas", {class: "map", width: SIDE, height: SIDE});
+    canvas.style.width = SIDE + "px";
+    canvas.style.height = SIDE + "px";
+    const bar = el("div", {class: "bar"});
+    const barCanvas = el("canvas", {width: 14, height: SIDE});
+    const ticks = el("div", {class: "ticks"});
+    bar.appendChild(barCanvas);
+    bar.appendChild(ticks);
+    view.appendChild(canvas);
+    view.appendChild(bar);
+    root.appendChild(view);
+    const readout = el("div", {class: "readout"}, "Hover a cell to read query, key and value.");
+    root.appendChild(readout);
+    const table = el("table", {class: "stats"});
+    root.appendChild(table);
+    const tokenBox = el("div", {class: "tokens"});
+    const tokenEls = model.tokens.map(function (t, k) {
+      const s = el("span", {class: "tok", title: k + ": " + show(t)},
+                   t.replace(/\n/g, "\u21b5\n").replace(/\t/g, "\u21e5"));
+      if (model.span && k >= model.span[0] && k < model.span[1]) s.classList.add("span");
+      tokenBox.appendChild(s);
+      return s;
+    });
+    root.appendChild(tokenBox);
+
+    const off = document.createElement("canvas");
+    off.width = T;
+    off.height = T;
+    let current = null, vmax = 1e-12, hover = null;
+
+    function render() {
+      const ctx = canvas.getContext("2d");
+      ctx.imageSmoothingEnabled = T > SIDE;  // large maps are averaged down, small ones kept sharp
+      ctx.clearRect(0, 0, SIDE, SIDE);
+      ctx.drawImage(off, 0, 0, SIDE, SIDE);
+      if (hover) {
+        const c = SIDE / T;
+        ctx.strokeStyle = "#111";
+        ctx.lineWidth = Math.max(1, Math.min(2, c / 4));
+        ctx.strokeRect(hover[1] * c, hover[0] * c, c, c);
+      }
+    }
+
+    function draw() {
+      const layer = Number(layerSel.value), head = Number(headSel.value), kind = kindSel.value;
+      current = lowerTriangle(model, layer, head, kind);
+      vmax = 1e-12;
+      for (let k = 0; k < current.length; ++k) vmax = Math.max(vmax, Math.abs(current[k]));
+      const img = off.getContext("2d").createImageData(T, T);
+      for (let i = 0; i < T; ++i) {
+        for (let j = 0; j < T; ++j) {
+          const p = (i * T + j) * 4;
+          const c = j <= i ? colour(current[tri(i, j)] / vmax)
+                           : ((i + j) % 3 === 0 ? [214, 214, 214] : [236, 236, 236]);
+          img.data[p] = c[0]; img.data[p + 1] = c[1]; img.data[p + 2] = c[2]; img.data[p + 3] = 255;
+        }
+      }
+      off.getContext("2d").putImageData(img, 0, 0);
+      render();
+      drawBar();
+      drawStats(layer, head);
+      if (index === 0) markDrawn(canvas);
+    }
+
+    function drawBar() {
+      const ctx = barCanvas.getContext("2d");
+      for (let y = 0; y < SIDE; ++y) {
+        const c = colour(1 - 2 * (y + 0.5) / SIDE);
+        ctx.fillStyle = "rgb(" + c.map(Math.round).join(",") + ")";
+        ctx.fillRect(0, y, 14, 1);
+      }
+      ticks.textContent = "";
+      [vmax, vmax / 2, 0, -vmax / 2, -vmax].forEach(function (v) {
+        ticks.appendChild(el("span", {}, fmt(v, 3)));
+      });
+    }
+
+    function drawStats(layer, head) {
+      const ls = model.stats.layers[layer];
+      const s = head >= 0 ? ls.heads[head] : ls.mean;
+      const span = head >= 0 ? s.span : ls.span;
+      const rows = [["statistics of", (head >= 0 ? "head " + head : "mean of heads") +
+                     ", effective map, layer " + layer]];
+      if (ls.lambda !== undefined) rows.push(["\u03bb", fmt(ls.lambda)]);
+      rows.push(["sparsity (|a| < " + fmt(model.stats.threshold) + ")", fmt(s.sparsity)],
+                ["focus (a > " + fmt(model.stats.focus_threshold) + ")", fmt(s.focus)],
+                ["entropy of positive part (nats)", fmt(s.entropy)],
+                ["mean |a|", fmt(s.mean_abs)], ["max", fmt(s.max)],
+                ["negative share", fmt(s.negative_share)]);
+      if (span) rows.push(["attention on span", fmt(span.attention)],
+                          ["attention noise", fmt(span.noise)]);
+      table.textContent = "";
+      rows.forEach(function (r) {
+        const tr = el("tr");
+        tr.appendChild(el("td", {}, r[0]));
+        tr.appendChild(el("td", {}, r[1]));
+        table.appendChild(tr);
+      });
+    }
+
+    function cellAt(ev) {
+      const r = canvas.getBoundingClientRect();
+      const j = Math.floor((ev.clientX - r.left) / r.width * T);
+      const i = Math.floor((ev.clientY - r.top) / r.height * T);
+      return i >= 0 && j >= 0 && i < T && j < T ? [i, j] : null;
+    }
+
+    function highlight(cell) {
+      tokenEls.forEach(function (e) { e.classList.remove("q", "k"); });
+      if (!cell) return;
+      tokenEls[cell[0]].classList.add("q");
+      tokenEls[cell[1]].classList.add("k");
+    }
+
+    const tip = document.getElementById("tip");
+    canvas.addEventListener("mousemove", function (ev) {
+      const cell = cellAt(ev);
+      hover = cell;
+      render();
+      highlight(cell);
+      if (!cell) { tip.style.display = "none"; return; }
+      const i = cell[0], j = cell[1];
+      let text = "query " + i + " " + show(model.tokens[i]) + "\nkey   " + j + " " +
+                 show(model.tokens[j]) + "\n";
+      if (j > i) {
+        text += "masked (key after query)";
+      } else {
+        text += "value " + fmt(current[tri(i, j)], 5);
+        if (kindSel.value === "attn" && model.model_type === "diffllama") {
+          const layer = Number(layerSel.value), head = Number(headSel.value);
+          text += "  (A1 " + fmt(lowerTriangle(model, layer, head, "attn1")[tri(i, j)], 4) +
+                  ", A2 " + fmt(lowerTriangle(model, layer, head, "attn2")[tri(i, j)], 4) + ")";
+        }
+      }
+      readout.textContent = "";
+      text.split("\n").forEach(function (line) { readout.appendChild(el("div", {}, line)); });
+      tip.textContent = text;
+      tip.style.display = "block";
+      tip.style.left = (ev.clientX + 14) + "px";
+      tip.style.top = (ev.clientY + 14) + "px";
+    });
+    canvas.addEventListener("mouseleave", function () {
+      hover = null;
+      render();
+      highlight(null);
+      tip.style.display = "none";
+    });
+    [layerSel, headSel, kindSel].forEach(function (s) { s.addEventListener("change", draw); });
+    this.root = root;
+    this.draw = draw;
+  }
+
+  function markDrawn(canvas) {
+    const px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let coloured = 0;
+    for (let k = 0; k < px.length; k += 4) {
+      const hi = Math.max(px[k], px[k + 1], px[k + 2]), lo = Math.min(px[k], px[k + 1], px[k + 2]);
+      if (hi - lo > 24) coloured += 1;
+    }
+    document.body.dataset.checksum = String(fnv1a(px));
+    document.body.dataset.coloured = String(coloured);
+    document.body.dataset.drawn = "1";
+  }
+
+  document.getElementById("title").textContent = data.title;
+  const container = document.getElementById("panels");
+  data.models.forEach(function (model, index) {
+    const p = new Panel(model, index);
+    container.appendChild(p.root);
+    p.draw();
+  });
+})();
+</script>
+</body>
+</html>
+)HTML";
+
+}  // namespace difftx::report_page
