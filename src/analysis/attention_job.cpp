@@ -23,7 +23,7 @@ namespace difftx {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // One model on the text: inputs, then everything computed from them.
 struct Subject {

@@ -237,7 +237,7 @@ AttentionStatistics attention_statistics(const Model& model, const int32_t* toke
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 

@@ -11,7 +11,7 @@ namespace difftx {
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // Four significant digits keep the page small; the exact values are in maps.safetensors.
 double round4(float v) {

@@ -22,12 +22,12 @@ struct ReportModel {
   const AttentionMaps* maps = nullptr;
   std::vector<std::string> tokens;  // each position's text (UTF-8 bytes as decoded)
   std::vector<int32_t> ids;
-  nlohmann::json stats;             // statistics_to_json of the same maps
+  nlohmann::ordered_json stats;             // statistics_to_json of the same maps
 };
 
 // The page's data as JSON: per model its name, tokens, statistics and, per layer, lambda and
 // each head's maps as lower triangles (row i holds keys 0..i), rounded to 4 significant digits.
-nlohmann::json report_data(const std::vector<ReportModel>& models);
+nlohmann::ordered_json report_data(const std::vector<ReportModel>& models);
 
 // The whole page.
 std::string render_report_html(const std::vector<ReportModel>& models, const std::string& title);

@@ -17,7 +17,7 @@ inline constexpr const char* kTemplate = R"HTML(<!DOCTYPE html>
   .intro { color: #555; margin: 0 0 12px; }
   .panels { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
   .panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px;
-           width: 540px; }
+           width: 510px; }
   .panel h2 { font-size: 16px; margin: 0 0 6px; }
   .panel h2 .sub { font-weight: normal; color: #666; font-size: 13px; }
   .controls { display: flex; gap: 12px; margin-bottom: 8px; flex-wrap: wrap; }
@@ -62,7 +62,7 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
   });
 
   const data = JSON.parse(document.getElementById("difftx-data").textContent);
-  const SIDE = 440;  // CSS pixels of a map
+  const SIDE = 420;  // CSS pixels of a map
   const STOPS = [[5,48,97],[33,102,172],[67,147,195],[146,197,222],[209,229,240],[247,247,247],
                  [253,219,199],[244,165,130],[214,96,77],[178,24,43],[103,0,31]];
 
@@ -167,12 +167,28 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
       ctx.imageSmoothingEnabled = T > SIDE;  // large maps are averaged down, small ones kept sharp
       ctx.clearRect(0, 0, SIDE, SIDE);
       ctx.drawImage(off, 0, 0, SIDE, SIDE);
+      hatchMasked(ctx);
       if (hover) {
         const c = SIDE / T;
         ctx.strokeStyle = "#111";
         ctx.lineWidth = Math.max(1, Math.min(2, c / 4));
         ctx.strokeRect(hover[1] * c, hover[0] * c, c, c);
       }
+    }
+
+    // Diagonal hatch over the masked cells (key after query), drawn at screen resolution.
+    function hatchMasked(ctx) {
+      const c = SIDE / T;
+      ctx.save();
+      ctx.beginPath();
+      for (let i = 0; i + 1 < T; ++i) ctx.rect((i + 1) * c, i * c, SIDE - (i + 1) * c, c);
+      ctx.clip();
+      ctx.strokeStyle = "#cfcfcf";
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let x = -SIDE; x < SIDE; x += 7) { ctx.moveTo(x, SIDE); ctx.lineTo(x + SIDE, 0); }
+      ctx.stroke();
+      ctx.restore();
     }
 
     function draw() {
@@ -184,8 +200,7 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
       for (let i = 0; i < T; ++i) {
         for (let j = 0; j < T; ++j) {
           const p = (i * T + j) * 4;
-          const c = j <= i ? colour(current[tri(i, j)] / vmax)
-                           : ((i + j) % 3 === 0 ? [214, 214, 214] : [236, 236, 236]);
+          const c = j <= i ? colour(current[tri(i, j)] / vmax) : [238, 238, 238];
           img.data[p] = c[0]; img.data[p + 1] = c[1]; img.data[p + 2] = c[2]; img.data[p + 3] = 255;
         }
       }
@@ -213,7 +228,7 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
       const ls = model.stats.layers[layer];
       const s = head >= 0 ? ls.heads[head] : ls.mean;
       const span = head >= 0 ? s.span : ls.span;
-      const rows = [["statistics of", (head >= 0 ? "head " + head : "mean of heads") +
+      const rows = [["statistics of", (head >= 0 ? "head " + head : "average over heads") +
                      ", effective map, layer " + layer]];
       if (ls.lambda !== undefined) rows.push(["\u03bb", fmt(ls.lambda)]);
       rows.push(["sparsity (|a| < " + fmt(model.stats.threshold) + ")", fmt(s.sparsity)],
@@ -247,8 +262,7 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
     }
 
     const tip = document.getElementById("tip");
-    canvas.addEventListener("mousemove", function (ev) {
-      const cell = cellAt(ev);
+    function showCell(cell, clientX, clientY) {
       hover = cell;
       render();
       highlight(cell);
@@ -270,8 +284,11 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
       text.split("\n").forEach(function (line) { readout.appendChild(el("div", {}, line)); });
       tip.textContent = text;
       tip.style.display = "block";
-      tip.style.left = (ev.clientX + 14) + "px";
-      tip.style.top = (ev.clientY + 14) + "px";
+      tip.style.left = (clientX + 14) + "px";
+      tip.style.top = (clientY + 14) + "px";
+    }
+    canvas.addEventListener("mousemove", function (ev) {
+      showCell(cellAt(ev), ev.clientX, ev.clientY);
     });
     canvas.addEventListener("mouseleave", function () {
       hover = null;
@@ -282,6 +299,12 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
     [layerSel, headSel, kindSel].forEach(function (s) { s.addEventListener("change", draw); });
     this.root = root;
     this.draw = draw;
+    // Shows cell (i, j) as a hover would: for links such as report.html#hover=5,3.
+    this.hoverCell = function (i, j) {
+      if (!(i >= 0 && j >= 0 && i < T && j < T)) return;
+      const r = canvas.getBoundingClientRect();
+      showCell([i, j], r.left + (j + 0.5) * r.width / T, r.top + (i + 0.5) * r.height / T);
+    };
   }
 
   function markDrawn(canvas) {
@@ -298,11 +321,14 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
 
   document.getElementById("title").textContent = data.title;
   const container = document.getElementById("panels");
-  data.models.forEach(function (model, index) {
+  const panels = data.models.map(function (model, index) {
     const p = new Panel(model, index);
     container.appendChild(p.root);
     p.draw();
+    return p;
   });
+  const m = /^#hover=(\d+),(\d+)$/.exec(location.hash);
+  if (m) panels.forEach(function (p) { p.hoverCell(Number(m[1]), Number(m[2])); });
 })();
 </script>
 </body>

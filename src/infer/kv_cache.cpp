@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
+#include "kernels/vec_math.h"
 
 namespace difftx {
 
@@ -108,9 +109,8 @@ const std::vector<float>& KvSession::decode(const std::vector<int64_t>& rows,
                                      model_.at(L.lambda_q2), model_.at(L.lambda_k2), d,
                                      static_cast<float>(c.lambda_init(l)))
                     : 0.f;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t pos = len_[rows[i]], n_keys = pos + 1;
+    for (int64_t i = 0; i < n; ++i) {  // RoPE'd queries, and this position's keys and values
+      const int64_t pos = len_[rows[i]];
       const float* row = qkv_.data() + i * Wqkv;
       float* q_all = q_.data() + i * c.q_width();
       float* Kc = k_seq(l, rows[i]);
@@ -121,7 +121,7 @@ const std::vector<float>& KvSession::decode(const std::vector<int64_t>& rows,
         std::memcpy(dst, row + s * d, sizeof(float) * d);
         rope_rotate(rope_, pos, dst, false);
       }
-      for (int64_t s = 0; s < nk; ++s) {  // this position's keys and values into the cache
+      for (int64_t s = 0; s < nk; ++s) {
         const HeadSlot sl = head_slot(s, Pk, nc, map);
         float* kd = Kc + ((sl.head * nc + sl.comp) * cap_ + pos) * d;
         std::memcpy(kd, row + (nq + s) * d, sizeof(float) * d);
@@ -129,9 +129,16 @@ const std::vector<float>& KvSession::decode(const std::vector<int64_t>& rows,
         std::memcpy(Vc + (sl.head * cap_ + pos) * dv + sl.comp * d, row + (nq + nk + s) * d,
                     sizeof(float) * d);
       }
-      std::vector<float> w(static_cast<size_t>(nc * n_keys));
+    }
+    // Attention of each (sequence, head) over its cache, in parallel.
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
       for (int64_t h = 0; h < Pq; ++h) {
-        const int64_t g = h / rep;
+        const int64_t n_keys = len_[rows[i]] + 1, g = h / rep;
+        const float* q_all = q_.data() + i * c.q_width();
+        const float* Kc = k_seq(l, rows[i]);
+        const float* Vc = v_seq(l, rows[i]);
+        std::vector<float> w(static_cast<size_t>(nc * n_keys));
         for (int64_t comp = 0; comp < nc; ++comp) {  // softmax weights of each map
           const float* q = q_all + (h * nc + comp) * d;
           const float* k = Kc + (g * nc + comp) * cap_ * d;
@@ -144,9 +151,10 @@ const std::vector<float>& KvSession::decode(const std::vector<int64_t>& rows,
             wc[j] = dot * static_cast<float>(scale);
             mx = std::max(mx, wc[j]);
           }
-          double sum = 0.0;
-          for (int64_t j = 0; j < n_keys; ++j) sum += (wc[j] = std::exp(wc[j] - mx));
-          const float coef = static_cast<float>((comp == 0 ? 1.0 : -static_cast<double>(lambda)) / sum);
+          float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < n_keys; ++j) sum += (wc[j] = fast_exp(wc[j] - mx));
+          const float coef = (comp == 0 ? 1.f : -lambda) / sum;
           for (int64_t j = 0; j < n_keys; ++j) wc[j] *= coef;
         }
         float* o = o_.data() + (i * Pq + h) * dv;
