@@ -37,7 +37,7 @@ const std::string kGolden = std::string(DIFFTX_SOURCE_DIR) + "/tests/golden/";
 std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = static_cast<int32_t>(rng.next() % static_cast<uint64_t>(vocab));
+  for (auto& x : t) x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(vocab)));
   return t;
 }
 

@@ -65,7 +65,11 @@ void draw_colour_bar(Image& img, int x, int y, int h, double vmax) {
     raster::fill_rect(img, x, y + py, kBarWidth, 1, diverging_colour(v));
   }
   raster::frame_rect(img, x, y, kBarWidth, h, kFrame);
-  for (double t : nice_ticks(-vmax, vmax, std::clamp(h / 40, 2, 7))) {
+  // At least three ticks (-x, 0, x), even when vmax sits just below a round number.
+  std::vector<double> ticks;
+  for (int n = std::clamp(h / 40, 2, 7); n <= 12 && ticks.size() < 3; ++n)
+    ticks = nice_ticks(-vmax, vmax, n);
+  for (double t : ticks) {
     const int py = y + static_cast<int>(std::lround((vmax - t) / (2 * vmax) * (h - 1)));
     raster::fill_rect(img, x + kBarWidth, py, 4, 1, kFrame);
     raster::draw_text(img, x + kBarWidth + 7, py - 3, format_value(t), kText);

@@ -133,6 +133,8 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
 
     const view = el("div", {class: "view"});
     const canvas = el("canvas", {class: "map", width: SIDE, height: SIDE});
+    // Read back after every draw (data-checksum): say so, or the browser warns on the console.
+    const mapCtx = canvas.getContext("2d", {willReadFrequently: true});
     canvas.style.width = SIDE + "px";
     canvas.style.height = SIDE + "px";
     const bar = el("div", {class: "bar"});
@@ -163,7 +165,7 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
     let current = null, vmax = 1e-12, hover = null;
 
     function render() {
-      const ctx = canvas.getContext("2d");
+      const ctx = mapCtx;
       ctx.imageSmoothingEnabled = T > SIDE;  // large maps are averaged down, small ones kept sharp
       ctx.clearRect(0, 0, SIDE, SIDE);
       ctx.drawImage(off, 0, 0, SIDE, SIDE);
