@@ -155,7 +155,7 @@ bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
     }
     ++step_;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (obs.on_step && (step_ % opts_.log_every == 0 || step_ == opts_.steps || !finite))
+    if (obs.on_step)  // every step: metrics.jsonl keeps them all; the CLI thins its printing
       obs.on_step({step_, loss, lr, norm, static_cast<double>(B * T * opts_.accum) / secs, !finite});
     if (val_ && opts_.eval_every > 0 && (step_ % opts_.eval_every == 0 || step_ == opts_.steps) &&
         obs.on_eval)

@@ -25,7 +25,8 @@ struct TrainOptions {
   int64_t warmup = -1;  // -1: 5% of steps
   bool cosine = true;
   uint64_t seed = 0;
-  int64_t save_every = 200, eval_every = 100, eval_windows = 16, log_every = 1;
+  int64_t save_every = 200, eval_every = 100, eval_windows = 16;
+  int64_t log_every = 1;  // printing only (the CLI's); every step is reported to the observer
   int64_t max_bad_steps = 10;  // consecutive non-finite steps before the run stops
   Precision precision = Precision::kFP32;
 };
