@@ -138,7 +138,18 @@ TEST_F(TrainCli, DiskFullDuringSaveKeepsTheLastCheckpoint) {
 }
 
 TEST_F(TrainCli, EvalReportsLossPerplexityAndBitsPerByte) {
-  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  auto args = train_args("a", 4);
+  args.insert(args.end(), {"--attn-stats-every", "2"});
+  ASSERT_EQ(run(args).status, 0);
+  // Attention monitoring lines at steps 2 and 4, with one lambda per layer.
+  int monitored = 0;
+  for (const auto& j : read_metrics(root_ / "a"))
+    if (j.contains("attn_sparsity")) {
+      ++monitored;
+      EXPECT_EQ(j["lambda"].size(), 2u);
+      EXPECT_GE(j["attn_sparsity"].get<double>(), 0.0);
+    }
+  EXPECT_EQ(monitored, 2);
   const RunResult r = run({"eval", "--model", (root_ / "a").string(), "--data",
                            (root_ / "val.txt").string(), "--seq", "32", "--cache-dir",
                            (root_ / "cache").string()});

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/attention_stats.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -43,6 +44,7 @@ Runner add_train(CLI::App& app) {
     TrainOptions t;
     bool resume = false;
     int threads = 0;
+    int64_t attn_stats_every = 0;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--data", o->data, "training text: a file, a folder or a glob")->required();
@@ -73,6 +75,10 @@ Runner add_train(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   app.add_option("--cache-dir", o->cache_dir, "where tokenised data is cached (default ~/.cache/difftx)");
   app.add_option("--threads", o->threads, "OpenMP threads (default: all cores)");
+  app.add_option("--attn-stats-every", o->attn_stats_every,
+                 "log attention statistics (sparsity, entropy, lambda, outliers) to metrics.jsonl "
+                 "every N steps, on a fixed window (0: off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
   return [o]() {
     TrainOptions t = o->t;
@@ -145,6 +151,16 @@ Runner add_train(CLI::App& app) {
                  static_cast<long long>(train_data->size()),
                  val_data ? (" (validation " + std::to_string(val_data->size()) + ")").c_str() : "",
                  static_cast<long long>(first + 1), static_cast<long long>(t.steps));
+    // Attention monitoring on one fixed window (validation data when given), every N steps.
+    std::vector<int32_t> probe(static_cast<size_t>(std::min<int64_t>(t.seq, 256) + 1));
+    (val_data ? *val_data : *train_data).even_window(0, 1, static_cast<int64_t>(probe.size()) - 1, probe.data());
+    probe.pop_back();
+    auto log_attention = [&](int64_t step) {
+      StatisticsOptions so;
+      so.activations = true;
+      const auto st = attention_statistics(*model, probe.data(), 1, static_cast<int64_t>(probe.size()), so);
+      metrics.write(monitoring_record(st, step).dump());
+    };
     TrainObserver obs;
     obs.on_step = [&](const StepLog& s) {
       metrics.write(nlohmann::json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr},
@@ -152,6 +168,7 @@ Runner add_train(CLI::App& app) {
                                    {"skipped", s.skipped}}.dump());
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta = elapsed / static_cast<double>(s.step - first) * static_cast<double>(t.steps - s.step);
+      if (o->attn_stats_every > 0 && s.step % o->attn_stats_every == 0) log_attention(s.step);
       if (s.skipped)
         std::fprintf(stderr, "%sstep %lld: non-finite loss or gradient, update skipped\n",
                      tty ? "\n" : "", static_cast<long long>(s.step));
