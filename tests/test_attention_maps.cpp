@@ -25,9 +25,11 @@
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "model/config.h"
+#include "test_util.h"
 
 namespace difftx {
 namespace {
+using test::TempDir;
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -399,21 +401,6 @@ TEST(Report, SelfContainedPageWithEscapedData) {
 using cli_test::expect_error_line;
 using cli_test::run_difftx;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "difftx_attn_XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::set<std::string> listing(const fs::path& dir) {
   std::set<std::string> s;

@@ -22,33 +22,15 @@
 #include "core/rng.h"
 #include "io/tokenizer.h"
 #include "io/utf8_stream.h"
+#include "test_util.h"
 
 namespace difftx {
 namespace {
+using test::TempDir;
 namespace fs = std::filesystem;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = (fs::temp_directory_path() /
-             ("difftx_tok_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
-                .string();
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (fs::path(path_) / name).string(); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string cache_dir() {
   const char* env = std::getenv("DIFFTX_CACHE");
@@ -369,7 +351,7 @@ TEST(Gpt2Tokenizer, MergesLikeEncoderPy) {
   TempDir tmp;
   // ids: bytes 0..255 (id = byte value), "aa" 256, "aaa" 257, " a" 258, <|endoftext|> 259.
   write_mini_gpt2(tmp.path(), {{"a", "a"}, {"aa", "a"}, {" ", "a"}});
-  const auto tok = make_tokenizer("gpt2:" + tmp.path());
+  const auto tok = make_tokenizer("gpt2:" + tmp.path().string());
   EXPECT_EQ(tok->vocab_size(), 260);
   EXPECT_EQ(tok->eos_id(), 259);
   // encoder.py merges the best pair everywhere, left to right without overlaps, before
@@ -420,7 +402,7 @@ TEST(Gpt2Tokenizer, RejectsBrokenFiles) {
   expect_error(enc, "", "no merges");
   fs::remove(tmp / "vocab.bpe");
   EXPECT_THROW(load_gpt2_tokenizer(tmp.path()), Error);
-  EXPECT_THROW(make_tokenizer("gpt2:" + tmp.path()), Error);
+  EXPECT_THROW(make_tokenizer("gpt2:" + tmp.path().string()), Error);
   try {
     make_tokenizer("gpt2:/nonexistent/dir");
     ADD_FAILURE();
@@ -537,7 +519,7 @@ TEST(TokenizerFiles, BadSpecs) {
   EXPECT_THROW(make_tokenizer("spm:" + (tmp / "garbage.model")), Error);
   write_file_atomic(tmp / "empty.model", "");
   EXPECT_THROW(make_tokenizer("spm:" + (tmp / "empty.model")), Error);
-  EXPECT_THROW(make_tokenizer("spm:" + tmp.path()), Error);  // folder without tokenizer.model
+  EXPECT_THROW(make_tokenizer("spm:" + tmp.path().string()), Error);  // folder without tokenizer.model
 }
 
 // ---- SentencePiece ------------------------------------------------------------------------------
