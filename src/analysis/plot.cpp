@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/bitmap_font.h"
+#include "analysis/raster.h"
 #include "core/error.h"
 #include "core/files.h"
 
@@ -162,9 +163,7 @@ namespace {
 
 constexpr int kSS = 2;  // supersampling factor: draw at kSS x the size, then average down
 
-struct Rgb {
-  uint8_t r, g, b;
-};
+using raster::Rgb;
 Rgb rgb(std::array<uint8_t, 3> c) { return {c[0], c[1], c[2]}; }
 constexpr Rgb kWhite{255, 255, 255};
 constexpr Rgb kText{34, 34, 34};
@@ -180,52 +179,29 @@ struct Rect {
   int height() const { return y1 - y0; }
 };
 
-// Printable ASCII only: each other UTF-8 character becomes one '?'.
-std::string ascii(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 32 && c < 127) out += static_cast<char>(c);
-    else if (c >= 0xC0 || c < 0x80) out += '?';  // lead byte or control; skip continuations
-  }
-  return out;
-}
+// The plots' text is set with a narrower space than raster's default.
+constexpr int kSpaceAdvance = 3;
 
-// Columns [first, last] of a glyph that are drawn; digits keep their full cell so numbers align.
-std::pair<int, int> glyph_span(char c) {
-  if (c == ' ') return {0, 1};
-  const uint8_t* g = font::glyph(c);
-  if (c >= '0' && c <= '9') return {0, font::kGlyphWidth - 1};
-  int first = 0, last = font::kGlyphWidth - 1;
-  while (first < last && g[first] == 0) ++first;
-  while (last > first && g[last] == 0) --last;
-  return {first, last};
-}
-
-// Width of text in font pixels (without the spacing after the last glyph).
-int text_units(const std::string& s) {
-  int w = 0;
-  for (char c : s) {
-    const auto [a, b] = glyph_span(c);
-    w += b - a + 2;
-  }
-  return std::max(0, w - 1);
+// Width in canvas pixels of text drawn at `scale`.
+int text_width(const std::string& s, int scale) {
+  return raster::text_width(s, scale, kSpaceAdvance);
 }
 
 class Canvas {
  public:
-  Canvas(int w, int h) : w_(w), h_(h), px_(static_cast<size_t>(w) * h * 3, 255), cov_(
-      static_cast<size_t>(w) * h, 0.0f) {
+  Canvas(int w, int h)
+      : w_(w), h_(h), img_(raster::blank(w, h)), cov_(static_cast<size_t>(w) * h, 0.0f) {
     clip_ = {0, 0, w, h};
   }
   int width() const { return w_; }
   int height() const { return h_; }
-  const std::vector<uint8_t>& pixels() const { return px_; }
+  const std::vector<uint8_t>& pixels() const { return img_.rgb; }
   void set_clip(Rect r) { clip_ = r; }
   void reset_clip() { clip_ = {0, 0, w_, h_}; }
 
   void blend(int x, int y, Rgb c, float a) {
     if (x < clip_.x0 || y < clip_.y0 || x >= clip_.x1 || y >= clip_.y1 || a <= 0) return;
-    uint8_t* p = &px_[(static_cast<size_t>(y) * w_ + x) * 3];
+    uint8_t* p = &img_.rgb[(static_cast<size_t>(y) * w_ + x) * 3];
     if (a >= 1) {
       p[0] = c.r, p[1] = c.g, p[2] = c.b;
       return;
@@ -235,15 +211,16 @@ class Canvas {
     p[2] = static_cast<uint8_t>(std::lround(p[2] + (c.b - p[2]) * a));
   }
 
-  void fill_rect(Rect r, Rgb c, float a = 1) {
+  // Opaque rectangles, frames and text ignore the clip, which only confines the curves.
+  void fill_rect(Rect r, Rgb c) { raster::fill_rect(img_, r.x0, r.y0, r.width(), r.height(), c); }
+  // Blends c over r with opacity a, within the clip.
+  void shade_rect(Rect r, Rgb c, float a) {
     for (int y = r.y0; y < r.y1; ++y)
       for (int x = r.x0; x < r.x1; ++x) blend(x, y, c, a);
   }
-  void outline_rect(Rect r, int t, Rgb c) {
-    fill_rect({r.x0, r.y0, r.x1, r.y0 + t}, c);
-    fill_rect({r.x0, r.y1 - t, r.x1, r.y1}, c);
-    fill_rect({r.x0, r.y0, r.x0 + t, r.y1}, c);
-    fill_rect({r.x1 - t, r.y0, r.x1, r.y1}, c);
+  // Outline t pixels wide just outside r.
+  void frame_rect(Rect r, int t, Rgb c) {
+    raster::frame_rect(img_, r.x0, r.y0, r.width(), r.height(), c, t);
   }
 
   // Shapes are accumulated as coverage (the maximum over all shapes of one stroke, so joints
@@ -287,36 +264,13 @@ class Canvas {
   // Text with its top-left corner at (x, y); each font pixel is scale x scale canvas pixels.
   void text(int x, int y, const std::string& s, int scale, Rgb c) {
     x -= x % kSS, y -= y % kSS;  // whole output pixels keep the glyphs crisp
-    for (char ch : s) {
-      const auto [a, b] = glyph_span(ch);
-      const uint8_t* g = font::glyph(ch);
-      for (int col = a; col <= b; ++col)
-        for (int row = 0; row < font::kGlyphHeight; ++row)
-          if ((g[col] >> row) & 1)
-            fill_rect({x + (col - a) * scale, y + row * scale, x + (col - a + 1) * scale,
-                       y + (row + 1) * scale},
-                      c);
-      x += (b - a + 2) * scale;
-    }
+    raster::draw_text(img_, x, y, s, c, scale, kSpaceAdvance);
   }
   // Text rotated a quarter turn anticlockwise (read bottom to top); (x, y) is the bottom-left
   // corner of the rotated text's box: the start of the baseline side.
   void text_up(int x, int y, const std::string& s, int scale, Rgb c) {
     x -= x % kSS, y -= y % kSS;
-    int u = 0;
-    for (char ch : s) {
-      const auto [a, b] = glyph_span(ch);
-      const uint8_t* g = font::glyph(ch);
-      for (int col = a; col <= b; ++col)
-        for (int row = 0; row < font::kGlyphHeight; ++row)
-          if ((g[col] >> row) & 1) {
-            const int ux = u + col - a;
-            fill_rect({x + row * scale, y - (ux + 1) * scale, x + (row + 1) * scale,
-                       y - ux * scale},
-                      c);
-          }
-      u += b - a + 2;
-    }
+    raster::draw_text_up(img_, x, y, s, c, scale, kSpaceAdvance);
   }
 
  private:
@@ -325,7 +279,7 @@ class Canvas {
     dirty_.x1 = std::max(dirty_.x1, x1), dirty_.y1 = std::max(dirty_.y1, y1);
   }
   int w_, h_;
-  std::vector<uint8_t> px_;
+  Image img_;
   std::vector<float> cov_;
   Rect clip_;
   Rect dirty_{w_, h_, -1, -1};  // inclusive bounds of nonzero coverage
@@ -476,16 +430,16 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
     for (size_t k = 0; k < v.size(); ++k) yticks.push_back({v[k], labels[k]});
   }
   int ylabel_w = 0;
-  for (const auto& t : yticks) ylabel_w = std::max(ylabel_w, text_units(t.label) * tick_scale);
+  for (const auto& t : yticks) ylabel_w = std::max(ylabel_w, text_width(t.label, tick_scale));
 
-  std::string title = ascii(options.title.empty() ? (want_train && want_val
+  std::string title = raster::ascii(options.title.empty() ? (want_train && want_val
                                                          ? "Training and validation loss"
                                                      : want_train ? "Training loss"
                                                                   : "Validation loss")
                                                    : options.title);
   int title_scale = 3 * S;
-  while (title_scale > S && text_units(title) * title_scale > W - 2 * pad) title_scale -= S;
-  while (title.size() > 3 && text_units(title) * title_scale > W - 2 * pad)
+  while (title_scale > S && text_width(title, title_scale) > W - 2 * pad) title_scale -= S;
+  while (title.size() > 3 && text_width(title, title_scale) > W - 2 * pad)
     title = title.substr(0, title.size() - 4) + "...";
   const std::string xtitle = options.log_x ? "step (log scale)" : "step";
   const std::string ytitle = want_train ? (want_val ? "loss" : "training loss") : "validation loss";
@@ -493,7 +447,7 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
   // Legend entries and box size.
   std::vector<LegendEntry> entries;
   for (size_t i = 0; i < runs.size(); ++i) {
-    std::string name = ascii(runs[i].name);
+    std::string name = raster::ascii(runs[i].name);
     if (name.size() > 32) name = name.substr(0, 29) + "...";
     if (!raw[i].x.empty()) entries.push_back({name, rgb(run_colour(i)), false});
     if (!val[i].x.empty()) entries.push_back({name + " val", rgb(run_colour(i)), true});
@@ -501,7 +455,7 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
   const int swatch = 28 * S, row_h = (font::kGlyphHeight + 4) * tick_scale;
   int legend_text_w = 0;
   for (const auto& e : entries)
-    legend_text_w = std::max(legend_text_w, text_units(e.label) * tick_scale);
+    legend_text_w = std::max(legend_text_w, text_width(e.label, tick_scale));
   const int lw = gap + swatch + gap + legend_text_w + gap + gap / 2;
   const int lh = gap + static_cast<int>(entries.size()) * row_h + gap / 2;
 
@@ -536,7 +490,7 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
         const auto v = nice_ticks(xmin, xmax, k);
         const auto labels = linear_labels(v, true);
         int widest = 0;
-        for (const auto& l : labels) widest = std::max(widest, text_units(l) * tick_scale);
+        for (const auto& l : labels) widest = std::max(widest, text_width(l, tick_scale));
         xticks.clear();
         for (size_t j = 0; j < v.size(); ++j) xticks.push_back({v[j], labels[j]});
         if (v.size() < 2 || px(v[1]) - px(v[0]) >= widest + 3 * tick_scale * font::kGlyphWidth)
@@ -612,8 +566,8 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
         }
         if (crowded) *crowded = best_solid > static_cast<long>(lw) * lh / 200;
       }
-      cv.fill_rect(box, kWhite, 0.88f);
-      cv.outline_rect(box, S, kLegendBorder);
+      cv.shade_rect(box, kWhite, 0.88f);
+      cv.frame_rect({box.x0 + S, box.y0 + S, box.x1 - S, box.y1 - S}, S, kLegendBorder);
       for (size_t k = 0; k < entries.size(); ++k) {
         const auto& e = entries[k];
         const int top = box.y0 + gap + static_cast<int>(k) * row_h;
@@ -632,11 +586,11 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
     }
 
     // Frame, ticks, labels, titles.
-    cv.outline_rect({plot.x0 - S, plot.y0 - S, plot.x1 + S, plot.y1 + S}, S, kFrame);
+    cv.frame_rect(plot, S, kFrame);
     for (const auto& t : yticks) {
       const int y = static_cast<int>(std::lround(py(t.value)));
       cv.fill_rect({plot.x0 - S - tick_len, y - S / 2, plot.x0 - S, y - S / 2 + S}, kFrame);
-      const int tw = text_units(t.label) * tick_scale;
+      const int tw = text_width(t.label, tick_scale);
       cv.text(plot.x0 - S - tick_len - gap - tw, y - gh * tick_scale / 2, t.label, tick_scale,
               kText);
     }
@@ -645,21 +599,21 @@ Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions&
       const int len = t.label.empty() ? tick_len / 2 : tick_len;
       cv.fill_rect({x - S / 2, plot.y1 + S, x - S / 2 + S, plot.y1 + S + len}, kFrame);
       if (t.label.empty()) continue;
-      const int tw = text_units(t.label) * tick_scale;
+      const int tw = text_width(t.label, tick_scale);
       cv.text(x - tw / 2, plot.y1 + S + tick_len + gap, t.label, tick_scale, kText);
     }
-    const int xt_w = text_units(xtitle) * label_scale;
+    const int xt_w = text_width(xtitle, label_scale);
     cv.text((plot.x0 + plot.x1 - xt_w) / 2, H - pad - gh * label_scale, xtitle, label_scale,
             kText);
-    const int yt_w = text_units(ytitle) * label_scale;
+    const int yt_w = text_width(ytitle, label_scale);
     cv.text_up(pad, (plot.y0 + plot.y1 + yt_w) / 2, ytitle, label_scale, kText);
-    const int ti_w = text_units(title) * title_scale;
+    const int ti_w = text_width(title, title_scale);
     cv.text(std::clamp((plot.x0 + plot.x1 - ti_w) / 2, pad, W - pad - ti_w), pad, title,
             title_scale, kText);
     if (smoothed) {
       const std::string note = "training loss: moving average of " + std::to_string(window) +
                                " points (raw values faded)";
-      const int nw = text_units(note) * S;
+      const int nw = text_width(note, S);
       cv.text(W - pad - nw, H - pad - gh * S, note, S, kMuted);
     }
     return cv;

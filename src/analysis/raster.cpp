@@ -16,8 +16,8 @@ void put(Image& img, int x, int y, Rgb c) {
 }
 
 // Columns [first, last] of a glyph that hold ink; digits keep their full cell so numbers align.
-std::pair<int, int> glyph_span(char ch) {
-  if (ch == ' ') return {0, 2};
+std::pair<int, int> glyph_span(char ch, int space_advance) {
+  if (ch == ' ') return {0, space_advance - 2};
   if (ch >= '0' && ch <= '9') return {0, font::kGlyphWidth - 1};
   const uint8_t* g = font::glyph(ch);
   int first = 0, last = font::kGlyphWidth - 1;
@@ -28,10 +28,10 @@ std::pair<int, int> glyph_span(char ch) {
 
 // Calls plot(dx, dy) for every inked font pixel of text laid out left to right.
 template <class Plot>
-void layout(const std::string& text, Plot plot) {
+void layout(const std::string& text, int space_advance, Plot plot) {
   int pen = 0;
   for (char ch : text) {
-    const auto [first, last] = glyph_span(ch);
+    const auto [first, last] = glyph_span(ch, space_advance);
     const uint8_t* g = font::glyph(ch);
     for (int col = first; col <= last; ++col)
       for (int row = 0; row < font::kGlyphHeight; ++row)
@@ -57,11 +57,12 @@ void fill_rect(Image& img, int x, int y, int w, int h, Rgb c) {
     for (int xx = x0; xx < x1; ++xx) put(img, xx, yy, c);
 }
 
-void frame_rect(Image& img, int x, int y, int w, int h, Rgb c) {
-  fill_rect(img, x - 1, y - 1, w + 2, 1, c);
-  fill_rect(img, x - 1, y + h, w + 2, 1, c);
-  fill_rect(img, x - 1, y, 1, h, c);
-  fill_rect(img, x + w, y, 1, h, c);
+void frame_rect(Image& img, int x, int y, int w, int h, Rgb c, int thickness) {
+  const int t = thickness;
+  fill_rect(img, x - t, y - t, w + 2 * t, t, c);
+  fill_rect(img, x - t, y + h, w + 2 * t, t, c);
+  fill_rect(img, x - t, y, t, h, c);
+  fill_rect(img, x + w, y, t, h, c);
 }
 
 std::string ascii(const std::string& s) {
@@ -73,22 +74,24 @@ std::string ascii(const std::string& s) {
   return out;
 }
 
-int text_width(const std::string& text, int scale) {
+int text_width(const std::string& text, int scale, int space_advance) {
   int w = 0;
   for (char ch : text) {
-    const auto [first, last] = glyph_span(ch);
+    const auto [first, last] = glyph_span(ch, space_advance);
     w += last - first + 2;
   }
   return std::max(0, w - 1) * scale;
 }
 
-void draw_text(Image& img, int x, int y, const std::string& text, Rgb c, int scale) {
-  layout(text, [&](int dx, int dy) { fill_rect(img, x + dx * scale, y + dy * scale, scale, scale, c); });
+void draw_text(Image& img, int x, int y, const std::string& text, Rgb c, int scale,
+               int space_advance) {
+  layout(text, space_advance, [&](int dx, int dy) { fill_rect(img, x + dx * scale, y + dy * scale, scale, scale, c); });
 }
 
-void draw_text_up(Image& img, int x, int y_bottom, const std::string& text, Rgb c, int scale) {
+void draw_text_up(Image& img, int x, int y_bottom, const std::string& text, Rgb c, int scale,
+                  int space_advance) {
   // A quarter turn counter-clockwise: (right, down) -> (up, right).
-  layout(text, [&](int dx, int dy) {
+  layout(text, space_advance, [&](int dx, int dy) {
     fill_rect(img, x + dy * scale, y_bottom - (dx + 1) * scale, scale, scale, c);
   });
 }
