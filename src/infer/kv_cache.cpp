@@ -31,10 +31,6 @@ KvSession::KvSession(const Model& model, int64_t max_tokens, const RunOptions& o
   len_.assign(static_cast<size_t>(batch_), 0);
 }
 
-size_t KvSession::cache_bytes() const {
-  return 2 * K_.size() * (K_.empty() ? 0 : K_[0].size()) * sizeof(float);
-}
-
 const float* KvSession::prefill(int64_t b, const std::vector<int32_t>& tokens) {
   check(b >= 0 && b < batch_, "sequence index out of range");
   check(!tokens.empty(), "empty prompt");

@@ -32,7 +32,6 @@ class KvSession {
 
   int64_t length(int64_t b = 0) const { return len_[b]; }
   int64_t capacity() const { return cap_; }
-  size_t cache_bytes() const;
 
  private:
   float* k_seq(int64_t l, int64_t b) { return K_[l].data() + b * per_seq_k_; }
