@@ -65,6 +65,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   std::vector<float> x(static_cast<size_t>(M * C));
+  std::vector<float> qkv(static_cast<size_t>(M * Wqkv));  // scratch: backward needs only Q, K, V
   embedding_forward(model.at(P.embed), tokens, x.data(), M, C);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerOffsets& L = P.layers[l];
@@ -74,12 +75,11 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
     resize(a.xn1, M * C);
     rmsnorm_forward(x.data(), model.at(L.input_norm), 1.f, eps, a.xn1.data(), a.inv_rms1.data(),
                     M, C);
-    resize(a.qkv, M * Wqkv);
-    linear_forward(a.xn1.data(), model.at(L.qkv), a.qkv.data(), M, Wqkv, C, A.opts.precision);
+    linear_forward(a.xn1.data(), model.at(L.qkv), qkv.data(), M, Wqkv, C, A.opts.precision);
     resize(a.Q, M * c.q_width());
     resize(a.K, M * c.kv_width());
     resize(a.V, M * c.kv_width());
-    qkv_to_heads(ad, map, A.rope, a.qkv.data(), a.Q.data(), a.K.data(), a.V.data());
+    qkv_to_heads(ad, map, A.rope, qkv.data(), a.Q.data(), a.K.data(), a.V.data());
     if (c.is_diff())
       a.lambda = lambda_forward(model.at(L.lambda_q1), model.at(L.lambda_k1),
                                 model.at(L.lambda_q2), model.at(L.lambda_k2), c.head_dim,
@@ -98,11 +98,10 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
                       L.groupnorm == kNone ? nullptr : model.at(L.groupnorm),
                       static_cast<float>(1.0 - c.lambda_init(l)), eps, a.attn_out.data(),
                       a.inv_rms_h.data(), M * ad.Pq, ad.dv());
-    } else {
-      a.attn_out = a.attn_pre;
     }
+    const float* o_in = c.is_diff() ? a.attn_out.data() : a.attn_pre.data();
     resize(a.h, M * C);
-    linear_forward(a.attn_out.data(), model.at(L.o_proj), a.h.data(), M, C, Wattn, A.opts.precision);
+    linear_forward(o_in, model.at(L.o_proj), a.h.data(), M, C, Wattn, A.opts.precision);
     for (int64_t i = 0; i < M * C; ++i) a.h[i] += x[i];
     resize(a.inv_rms2, M);
     resize(a.xn2, M * C);
@@ -169,7 +168,8 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
                      dh.data(), G + L.post_norm, M, C);
     // h = x_in + o_proj(attention(norm1(x_in)))
     dx = dh;
-    linear_backward(dh.data(), a.attn_out.data(), model.at(L.o_proj), dattn_out.data(),
+    linear_backward(dh.data(), c.is_diff() ? a.attn_out.data() : a.attn_pre.data(),
+                    model.at(L.o_proj), dattn_out.data(),
                     G + L.o_proj, M, C, Wattn, false, A.opts.precision);
     const float* dattn_pre = dattn_out.data();
     if (c.is_diff()) {

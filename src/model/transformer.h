@@ -29,13 +29,13 @@ struct LayerActivations {
   std::vector<float> x_in;      // [M, C] residual stream entering the layer
   std::vector<float> inv_rms1;  // [M]
   std::vector<float> xn1;       // [M, C]
-  std::vector<float> qkv;       // [M, q_width + 2 kv_width]
   std::vector<float> Q, K, V;   // canonical head-major layout (kernels/attention.h)
   AttentionSaved<float> attn_saved;  // kReference
   FlashSaved flash_saved;            // kFlash
   std::vector<float> attn_pre;   // [M, Pq*dv] attention output before the head norm (diff)
   std::vector<float> inv_rms_h;  // [M*Pq] head norm (diff)
-  std::vector<float> attn_out;   // [M, Pq*dv] input of o_proj
+  std::vector<float> attn_out;   // [M, Pq*dv] head-normed input of o_proj (diff only;
+                                 // the baseline's o_proj reads attn_pre)
   std::vector<float> h;          // [M, C] after the attention residual
   std::vector<float> inv_rms2;   // [M]
   std::vector<float> xn2;        // [M, C]
