@@ -1,6 +1,7 @@
 #pragma once
 // Errors the library reports to its caller. The CLI turns each into one line
 // "difftx: error: ..." and exit status 2; the library itself never prints or exits.
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -12,9 +13,22 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
-// Throws Error(message) when cond is false.
-inline void check(bool cond, const std::string& message) {
-  if (!cond) throw Error(message);
+namespace detail {
+template <class... Parts>
+[[noreturn]] __attribute__((noinline, cold)) void fail_with(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  throw Error(out.str());
+}
+}  // namespace detail
+
+// Throws Error when cond is false, with the message made of `parts` streamed together
+// (strings, numbers): check(t < n, "token ", t, " is out of range [0, ", n, ")").
+// The message is built only on failure, so a check that passes costs one branch, even inside
+// per-token loops. Passing a prebuilt std::string works too but builds it eagerly.
+template <class... Parts>
+inline void check(bool cond, const Parts&... parts) {
+  if (__builtin_expect(!cond, 0)) detail::fail_with(parts...);
 }
 
 // Called for recoverable problems that are not errors (e.g. an unknown tensor in a checkpoint).
