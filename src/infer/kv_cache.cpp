@@ -11,7 +11,7 @@
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
-#include "kernels/vec_math.h"
+#include "kernels/simd.h"
 
 namespace difftx {
 

@@ -38,7 +38,7 @@ void rope_rotate(const RopeTable& rope, int64_t t, F* x, bool inverse) {
 
 // One routine does both directions so that backward is exactly the transpose of forward.
 template <class F, bool kBackward>
-static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& rope,
+static void qkv_heads_impl(const HeadGeometry& a, HeadMapping map, const RopeTable& rope,
                            const F* qkv_in, F* Q, F* K, F* V, F* dqkv_out) {
   const int64_t nq = a.Pq * a.ncomp, nk = a.Pk * a.ncomp, d = a.d, dv = a.dv(), T = a.T;
   const int64_t row = (nq + 2 * nk) * d;
@@ -74,13 +74,13 @@ static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& 
 }
 
 template <class F>
-void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
+void qkv_to_heads(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
                   F* Q, F* K, F* V) {
   qkv_heads_impl<F, false>(dims, map, rope, qkv, Q, K, V, nullptr);
 }
 
 template <class F>
-void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTable& rope,
+void qkv_to_heads_backward(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope,
                            const F* dQ, const F* dK, const F* dV, F* dqkv) {
   qkv_heads_impl<F, true>(dims, map, rope, nullptr, const_cast<F*>(dQ), const_cast<F*>(dK),
                           const_cast<F*>(dV), dqkv);
@@ -88,13 +88,13 @@ void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTabl
 
 template void rope_rotate<float>(const RopeTable&, int64_t, float*, bool);
 template void rope_rotate<double>(const RopeTable&, int64_t, double*, bool);
-template void qkv_to_heads<float>(const AttnDims&, HeadMapping, const RopeTable&, const float*,
+template void qkv_to_heads<float>(const HeadGeometry&, HeadMapping, const RopeTable&, const float*,
                                   float*, float*, float*);
-template void qkv_to_heads<double>(const AttnDims&, HeadMapping, const RopeTable&,
+template void qkv_to_heads<double>(const HeadGeometry&, HeadMapping, const RopeTable&,
                                    const double*, double*, double*, double*);
-template void qkv_to_heads_backward<float>(const AttnDims&, HeadMapping, const RopeTable&,
+template void qkv_to_heads_backward<float>(const HeadGeometry&, HeadMapping, const RopeTable&,
                                            const float*, const float*, const float*, float*);
-template void qkv_to_heads_backward<double>(const AttnDims&, HeadMapping, const RopeTable&,
+template void qkv_to_heads_backward<double>(const HeadGeometry&, HeadMapping, const RopeTable&,
                                             const double*, const double*, const double*,
                                             double*);
 

@@ -36,12 +36,12 @@ inline HeadSlot head_slot(int64_t s, int64_t P, int64_t ncomp, HeadMapping map) 
 
 // qkv: [B*T, (Pq*ncomp + 2*Pk*ncomp) * d]. Writes Q, K, V (canonical, overwritten).
 template <class F>
-void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
+void qkv_to_heads(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
                   F* Q, F* K, F* V);
 
 // The exact transpose: dqkv (overwritten) from dQ, dK, dV.
 template <class F>
-void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTable& rope,
+void qkv_to_heads_backward(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope,
                            const F* dQ, const F* dK, const F* dV, F* dqkv);
 
 // Rotates one sub-head vector of width 2*rope.half at position t, in place.

@@ -13,8 +13,8 @@
 namespace difftx {
 namespace {
 
-AttnDims attn_dims(const Config& c, int64_t B, int64_t T) {
-  AttnDims a;
+HeadGeometry attn_dims(const Config& c, int64_t B, int64_t T) {
+  HeadGeometry a;
   a.B = B;
   a.T = T;
   a.Pq = c.query_heads();
@@ -52,7 +52,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
                                                " is out of range [0, " + std::to_string(V) + ")");
     if (targets) check(targets[m] < V, "target id " + std::to_string(targets[m]) + " out of range");
   }
-  const AttnDims ad = attn_dims(c, B, T);
+  const HeadGeometry ad = attn_dims(c, B, T);
   const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = ad.Pq * ad.dv();
   const HeadMapping map{c.diff_split_layout};
   if (A.rope.T != T || A.rope.half != c.head_dim / 2)
@@ -130,7 +130,7 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
   const ParamLayout& P = model.layout;
   const int64_t B = A.B, T = A.T, M = B * T, C = c.hidden_size, F = c.intermediate_size,
                 V = c.vocab_size;
-  const AttnDims ad = attn_dims(c, B, T);
+  const HeadGeometry ad = attn_dims(c, B, T);
   const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = ad.Pq * ad.dv();
   const HeadMapping map{c.diff_split_layout};
   float* G = grads;
