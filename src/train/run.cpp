@@ -119,7 +119,9 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
   if (request.resume) {
     trainer_->resume(*state, meta, state_path);
     state.reset();
-    trainer_->save();  // the stored options now include what this resume changed (e.g. steps)
+    // Store at once what this resume changed (e.g. more steps), so that a later plain resume
+    // continues the extended run even if this one dies before its next checkpoint.
+    if (settings_to_json(settings_) != meta.options) trainer_->save();
   } else {
     // The directory appears complete and resumable from step 0, already locked.
     StagedDirectory staged(dir_);

@@ -29,7 +29,8 @@ struct Reader {
     if (it == j.end()) return;
     check(it->is_number_integer(), where, ": option \"", key, "\" is not an integer");
     if constexpr (std::is_unsigned_v<T>) {
-      check(it->is_number_unsigned(), where, ": option \"", key, "\" is negative");
+      check(it->is_number_unsigned() || it->template get<int64_t>() >= 0, where, ": option \"",
+            key, "\" is negative");
       out = it->template get<T>();
     } else {
       check(!it->is_number_unsigned() ||
