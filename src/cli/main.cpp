@@ -7,11 +7,12 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 
 namespace {
 int fail(const std::string& message) {
-  std::string one_line = message;
+  std::string one_line = message + difftx::cli::held_warnings();
   for (char& ch : one_line)
     if (ch == '\n' || ch == '\r') ch = ' ';
   std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
@@ -20,6 +21,7 @@ int fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  difftx::cli::hold_warnings();
   CLI::App app{"difftx: the Differential Transformer, trained and run natively on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "difftx 0.1.0");
@@ -57,10 +59,14 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& [sub, run] : runners)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        const int status = run();
+        difftx::cli::release_warnings();
+        return status;
+      }
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {
-    return fail(e.what());
+    return fail(difftx::cli::user_message(e));
   } catch (const std::bad_alloc&) {
     return fail("out of memory; try smaller sizes");
   } catch (const std::exception& e) {
