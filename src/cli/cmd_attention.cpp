@@ -4,6 +4,7 @@
 
 #include "analysis/attention_job.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 
 namespace difftx::cli {
@@ -31,6 +32,7 @@ Runner add_attention(CLI::App& app) {
   CLI::Option* compare = app.add_option(
       "--compare", o->compare, "a second model (e.g. the baseline) on the same text, side by side");
   app.add_option("--threshold", o->threshold, "sparsity threshold on |attention|")
+      ->check(real_in(0, 1e30))
       ->capture_default_str();
   app.add_flag("--activations", o->activations,
                "also the largest and median |attention logits| and |hidden states| (Table 5)");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "infer/generate.h"
@@ -30,12 +31,17 @@ Runner add_generate(CLI::App& app) {
   auto* p3 = app.add_option("--tokens", o->tokens, "prompt as comma-separated token ids");
   p1->excludes(p2, p3);
   p2->excludes(p3);
-  app.add_option("--max-tokens", o->g.max_tokens, "new tokens to generate")->capture_default_str();
-  app.add_option("--temperature", o->g.sampling.temperature, "0 = greedy")->capture_default_str();
-  app.add_option("--top-k", o->g.sampling.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
-  app.add_option("--top-p", o->g.sampling.top_p, "nucleus sampling, in (0, 1]")->capture_default_str();
-  app.add_option("--repetition-penalty", o->g.sampling.repetition_penalty, "> 1 discourages repeats")->capture_default_str();
-  app.add_option("--seed", o->g.seed, "sampling seed")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-tokens", o->g.max_tokens, "new tokens to generate")
+      ->check(integer_in(0, int64_t{1} << 24))->capture_default_str();
+  app.add_option("--temperature", o->g.sampling.temperature, "0 = greedy")
+      ->check(real_in(0, 1e6))->capture_default_str();
+  app.add_option("--top-k", o->g.sampling.top_k, "keep the k most likely tokens (0: off)")
+      ->check(integer_in(0, int64_t{1} << 31))->capture_default_str();
+  app.add_option("--top-p", o->g.sampling.top_p, "nucleus sampling, in (0, 1]")
+      ->check(real_in(0, 1))->capture_default_str();
+  app.add_option("--repetition-penalty", o->g.sampling.repetition_penalty, "> 1 discourages repeats")
+      ->check(real_in(0, 1e6))->capture_default_str();
+  add_seed(app, o->g.seed, "sampling seed");
   app.add_option("--stop", o->g.stops, "stop when this text appears (repeatable)");
   app.add_flag("--ids", o->ids, "print generated ids, comma-separated, instead of text");
   app.add_flag("--sliding-window", o->g.sliding_window,
