@@ -355,4 +355,31 @@ TEST_F(TrainCli, OutOfRangeNumbersAreOneLineErrorsNamingTheFlag) {
   }
 }
 
+TEST_F(TrainCli, AWarningFollowedByAnErrorIsStillOneLine) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  // A model whose weights file holds one tensor too many (a warning when loaded).
+  fs::copy(root_ / "a", root_ / "w");
+  const auto bytes = read_bytes(root_ / "w" / "model.safetensors");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | bytes[static_cast<size_t>(i)];
+  json header = json::parse(std::string(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n)));
+  const size_t data_size = bytes.size() - 8 - n;
+  header["extra.weight"] = {{"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {data_size, data_size + 4}}};
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::vector<uint8_t> out(8);
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(h.size() >> (8 * i));
+  out.insert(out.end(), h.begin(), h.end());
+  out.insert(out.end(), bytes.begin() + 8 + static_cast<long>(n), bytes.end());
+  out.insert(out.end(), 4, 0);
+  write_bytes(root_ / "w" / "model.safetensors", out);
+  const RunResult warned = run({"inspect", "--model", (root_ / "w").string(), "--tokens", "1,2",
+                                "--out", (root_ / "ok.safetensors").string()});
+  EXPECT_EQ(warned.status, 0) << report(warned);
+  EXPECT_NE(warned.err.find("warning"), std::string::npos) << "the warning shows on success";
+  const RunResult failed = run({"inspect", "--model", (root_ / "w").string(), "--tokens", "1,999999",
+                                "--out", (root_ / "x.safetensors").string()});
+  expect_error_line(failed, "extra.weight");
+}
+
 }  // namespace
