@@ -16,8 +16,7 @@ Runner add_attention(CLI::App& app) {
     bool activations = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory (config.json + model.safetensors)")
-      ->required();
+  add_model_dir(app, o->model, "model directory (config.json + model.safetensors)");
   CLI::Option* text =
       app.add_option("--text", o->text, "text to look at (needs the model's tokenizer)");
   CLI::Option* tokens = app.add_option("--tokens", o->tokens, "comma-separated token ids, e.g. 5,17,3");

@@ -19,12 +19,12 @@ namespace difftx::cli {
 
 Runner add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_file, tokens, precision = "fp32";
+    std::string model, prompt, prompt_file, tokens;
     GenerateOptions g;
     bool ids = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory")->required();
+  add_model_dir(app, o->model, "model directory");
   auto* p1 = app.add_option("--prompt", o->prompt, "prompt text");
   auto* p2 = app.add_option("--prompt-file", o->prompt_file,
                             "file with one prompt per line: all run as one batch, one JSON line each");
@@ -46,15 +46,13 @@ Runner add_generate(CLI::App& app) {
   app.add_flag("--ids", o->ids, "print generated ids, comma-separated, instead of text");
   app.add_flag("--sliding-window", o->g.sliding_window,
                "continue past the context by keeping its last half");
-  app.add_option("--precision", o->precision, "fp32 or bf16")
-      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  add_precision(app, o->g.run.precision);
   return [o]() {
     const auto model = load_model(o->model);
     std::unique_ptr<Tokenizer> tok;
     if (has_tokenizer(o->model)) tok = load_tokenizer(o->model);
     check(!o->prompt.empty() || !o->prompt_file.empty() || !o->tokens.empty(),
           "give --prompt TEXT, --prompt-file FILE or --tokens IDS (a non-empty prompt)");
-    o->g.run.precision = o->precision == "bf16" ? Precision::kBF16 : Precision::kFP32;
     auto need_tokenizer = [&] {
       check(tok != nullptr, o->model + " has no tokenizer; use --tokens IDS (and --ids)");
     };
