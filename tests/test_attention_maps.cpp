@@ -335,7 +335,7 @@ TEST(AttentionStats, BatchFromModelAndJson) {
 // ------------------------------------------------------------------------ heatmap and page
 
 TEST(Heatmap, DivergingColoursAndLabels) {
-  const auto eq = [](raster::Rgb c, int r, int g, int b) { return c.r == r && c.g == g && c.b == b; };
+  const auto eq = [](Rgb c, int r, int g, int b) { return c.r == r && c.g == g && c.b == b; };
   EXPECT_TRUE(eq(diverging_colour(0), 247, 247, 247));
   EXPECT_TRUE(eq(diverging_colour(1), 103, 0, 31));
   EXPECT_TRUE(eq(diverging_colour(-1), 5, 48, 97));

@@ -1,7 +1,5 @@
-// difftx plot: metrics.jsonl parsing, the rendered PNG (decoded back with stb_image), errors.
+// difftx plot: metrics.jsonl parsing, the rendered PNG (decoded back through cairo), errors.
 #include <gtest/gtest.h>
-
-#include <stb/stb_image.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -153,9 +151,9 @@ TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
   EXPECT_EQ(be32(&png[20]), 600u);
 
   // Decode and look at the pixels.
-  int w = 0, h = 0, n = 0;
-  uint8_t* px = stbi_load_from_memory(png.data(), static_cast<int>(png.size()), &w, &h, &n, 3);
-  ASSERT_NE(px, nullptr) << stbi_failure_reason();
+  const Image decoded = decode_png(png);
+  const int w = decoded.width, h = decoded.height;
+  const uint8_t* px = decoded.rgb.data();
   ASSERT_EQ(w, 1000);
   ASSERT_EQ(h, 600);
   std::map<uint32_t, size_t> counts;
@@ -173,7 +171,6 @@ TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
   EXPECT_GT(near(run_colour(1)), 1000u);
   EXPECT_LT(near(run_colour(2)), 50u);  // no third run
   EXPECT_GT(counts[0xFFFFFF], static_cast<size_t>(w * h) / 2);  // the white background dominates
-  stbi_image_free(px);
 }
 
 TEST(PlotRender, ValidationOnlyLogXAndSinglePoints) {
