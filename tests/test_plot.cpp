@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -131,6 +132,80 @@ TEST(PlotHelpers, MovingAverageTicksAndMetricNames) {
   EXPECT_LE(t.size(), 6u);
   EXPECT_EQ(parse_plot_metric("val_loss"), PlotMetric::kValLoss);
   EXPECT_THROW(parse_plot_metric("accuracy"), Error);
+}
+
+// Ticks for any finite range: never empty, inside the range, increasing, at most about the
+// number asked for, with short labels. The range +-1e308 used to give no tick at all.
+TEST(PlotAxes, TicksForAnyFiniteRange) {
+  const double kMax = std::numeric_limits<double>::max();
+  const auto check_ticks = [](double lo, double hi, int n) {
+    SCOPED_TRACE(std::to_string(lo) + " .. " + std::to_string(hi) + " n " + std::to_string(n));
+    const auto t = nice_ticks(lo, hi, n);
+    ASSERT_FALSE(t.empty());
+    EXPECT_LE(t.size(), static_cast<size_t>(std::max(n, 1)));
+    const double slack = (hi * 0.5 - lo * 0.5) * 1e-6;
+    for (size_t k = 0; k < t.size(); ++k) {
+      EXPECT_TRUE(std::isfinite(t[k]));
+      EXPECT_GE(t[k], lo - slack);
+      EXPECT_LE(t[k], hi + slack);
+      if (k) EXPECT_GT(t[k], t[k - 1]);
+    }
+    for (const auto& l : linear_labels(t, true)) EXPECT_LE(l.size(), 14u) << l;
+  };
+  for (int n : {2, 3, 6, 10}) {
+    check_ticks(-1e308, 1e308, n);
+    check_ticks(-kMax, kMax, n);
+    check_ticks(0, kMax, n);
+    check_ticks(1e-300, 3e-300, n);
+    check_ticks(1.0, 1.0 + 4e-16, n);
+    check_ticks(1e16, 1e16 + 8, n);
+    check_ticks(2.83, 8.41, n);
+  }
+  EXPECT_EQ(nice_ticks(5, 5, 6), (std::vector<double>{5}));
+  EXPECT_THROW(nice_ticks(0, std::numeric_limits<double>::infinity(), 5), Error);
+  EXPECT_THROW(nice_ticks(std::nan(""), 1, 5), Error);
+  Rng rng(11);
+  for (int i = 0; i < 2000; ++i) {
+    const double a = std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 2040) - 1020);
+    const double b = std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 2040) - 1020);
+    check_ticks(std::min(a, b), std::max(a, b), 2 + i % 9);
+  }
+}
+
+TEST(PlotAxes, PaddedRangesStayFinite) {
+  const double kMax = std::numeric_limits<double>::max();
+  for (const auto& [lo, hi] : std::vector<std::pair<double, double>>{
+           {-1e308, 1e308}, {-kMax, kMax}, {kMax, kMax}, {-kMax, -kMax}, {0, 0}, {3.5, 3.5},
+           {1e-300, 1e-300}, {1, 2}}) {
+    const AxisRange r = padded_range(lo, hi, 0.06);
+    EXPECT_TRUE(std::isfinite(r.lo) && std::isfinite(r.hi)) << lo << " " << hi;
+    EXPECT_LT(r.lo, r.hi) << lo << " " << hi;
+    EXPECT_LE(r.lo, lo);
+    EXPECT_GE(r.hi, hi);
+    EXPECT_GE(axis_fraction(lo, r), 0.0);
+    EXPECT_LE(axis_fraction(hi, r), 1.0);
+  }
+  EXPECT_EQ(linear_labels({-1e308, 0, 1e308}, false),
+            (std::vector<std::string>{"-1e+308", "0", "1e+308"}));
+  EXPECT_EQ(linear_labels({0, 5000, 10000}, true), (std::vector<std::string>{"0", "5k", "10k"}));
+}
+
+TEST(PlotRender, ExtremeLossesRender) {
+  RunMetrics r = parse_metrics("{\"step\": 1, \"loss\": 1e308}\n{\"step\": 2, \"loss\": -1e308}\n"
+                               "{\"step\": 2, \"val_loss\": 1e308}\n",
+                               "huge");
+  r.name = "huge";
+  const Image img = render_loss_curves({r}, PlotOptions{});
+  EXPECT_EQ(img.width, 1000);
+  // The curve is drawn: pixels of the run's colour.
+  size_t coloured = 0;
+  const auto c = run_colour(0);
+  for (size_t k = 0; k < img.rgb.size(); k += 3)
+    coloured += std::abs(img.rgb[k] - c[0]) + std::abs(img.rgb[k + 1] - c[1]) +
+                    std::abs(img.rgb[k + 2] - c[2]) <= 12;
+  EXPECT_GT(coloured, 300u);
+  const auto svg = plot_loss_curves({r}, PlotOptions{}, ImageFormat::kSvg);
+  EXPECT_NE(std::string(svg.begin(), svg.end()).find("<svg"), std::string::npos);
 }
 
 TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {

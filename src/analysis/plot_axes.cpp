@@ -34,13 +34,16 @@ double nice_step_below(double step) {
   return m > 4 ? 2 * p : m > 1.5 ? p : 0.5 * p;
 }
 
-// Multiples of step inside [lo, hi] (a little slack for rounding), at most limit + 1 of them.
+// Multiples of step inside [lo, hi] (a little slack for rounding, then clamped into the
+// range), at most limit + 1 of them.
 std::vector<double> multiples(double lo, double hi, double step, size_t limit) {
   std::vector<double> t;
   const double first = std::ceil(lo / step - 1e-9) * step;
-  for (double v = first; v <= hi + step * 1e-9 && t.size() <= limit;
+  double bound = hi + step * 1e-9;
+  if (!std::isfinite(bound)) bound = hi;  // hi near the largest double
+  for (double v = first; std::isfinite(v) && v <= bound && t.size() <= limit;
        v = first + static_cast<double>(t.size()) * step) {
-    const double tick = std::abs(v) < step * 1e-9 ? 0.0 : v;
+    const double tick = std::abs(v) < step * 1e-9 ? 0.0 : std::clamp(v, lo, hi);
     if (t.empty() || tick != t.back()) t.push_back(tick);
     else break;  // the step is below the doubles' resolution here: no further progress
   }
