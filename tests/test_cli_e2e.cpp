@@ -241,6 +241,8 @@ TEST_F(E2e, PlotWritesPngAndSvg) {
   expect_png(path("loss.png"), 1000, 600);
   ok({"plot", a, b, "--out", path("loss.svg").string(), "--title", "caf\xc3\xa9 \xff runs"});
   expect_svg(path("loss.svg"));
+  EXPECT_NE(read_text(path("loss.svg")).find("width=\"1000px\" height=\"600px\""),
+            std::string::npos);  // the PNG's size, in pixels
   ok({"plot", a, "--out", path("LOSS.SVG").string(), "--log-x", "--metric", "val_loss"});
   expect_svg(path("LOSS.SVG"));
   ok({"plot", a, "--out", path("smooth.png").string(), "--smooth", "0"});

@@ -58,7 +58,7 @@ Image image_from_surface(cairo_surface_t* s) {
       uint8_t* o = &img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
       for (int ch = 0; ch < 3; ++ch) {
         const uint32_t v = (px >> (16 - 8 * ch)) & 0xFF;
-        // Un-premultiply over white, the background every drawing has.
+        // Premultiplied colour composited over white, the background of every drawing.
         o[ch] = static_cast<uint8_t>(a == 255 ? v : std::min<uint32_t>(255, v + (255 - a)));
       }
     }
@@ -145,10 +145,14 @@ std::string printable_utf8(const std::string& s) {
 Canvas::Canvas(int width, int height, ImageFormat format)
     : width_(width), height_(height), format_(format) {
   check(width > 0 && height > 0, "drawing size must be positive");
-  if (format == ImageFormat::kSvg)
+  if (format == ImageFormat::kSvg) {
     surface_ = cairo_svg_surface_create_for_stream(append_bytes, &svg_bytes_, width, height);
-  else
+    // Sized in pixels like the PNG (cairo's default unit is the point, 4/3 larger on screen).
+    if (cairo_surface_status(surface_) == CAIRO_STATUS_SUCCESS)
+      cairo_svg_surface_set_document_unit(surface_, CAIRO_SVG_UNIT_PX);
+  } else {
     surface_ = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  }
   if (cairo_surface_status(surface_) != CAIRO_STATUS_SUCCESS) {
     const cairo_status_t st = cairo_surface_status(surface_);
     cairo_surface_destroy(surface_);
