@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/memory_limit.h"
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
@@ -23,6 +24,13 @@ KvSession::KvSession(const Model& model, int64_t max_tokens, const RunOptions& o
         "context of " + std::to_string(max_tokens) + " tokens is outside [1, " +
             std::to_string(c.max_position_embeddings) + "] (max_position_embeddings)");
   check(batch >= 1, "batch must be >= 1");
+  // Keys and values of every layer, next to the weights already in memory (before allocating).
+  check_fits_in_memory(uint128(2) * uint128(c.num_hidden_layers) * uint128(c.kv_width()) *
+                               uint128(max_tokens) * uint128(batch) * sizeof(float) +
+                           uint128(model.layout.total) * sizeof(float),
+                       "a KV cache of " + std::to_string(batch) + " x " +
+                           std::to_string(max_tokens) + " tokens",
+                       "use a shorter context (prompt + --max-tokens) or fewer prompts");
   rope_ = make_rope_table(cap_, c.head_dim, c.rope_theta, c.rope_interleaved);
   per_seq_k_ = per_seq_v_ = c.kv_width() * cap_;
   K_.assign(static_cast<size_t>(c.num_hidden_layers),
