@@ -1,12 +1,15 @@
 // difftx: the command-line program. Every error ends as one line "difftx: error: ..." on
 // stderr and exit status 2.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <new>
 #include <string>
 
 #include "cli/commands.h"
+#include "core/cleanup.h"
 #include "core/error.h"
 
 namespace {
@@ -16,6 +19,17 @@ int fail(const std::string& message) {
     if (ch == '\n' || ch == '\r') ch = ' ';
   std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
   return 2;
+}
+
+// Results printed on stdout must not be lost silently (a full disk, a closed pipe): the
+// buffered rest is flushed here and any failed write, now or earlier, is an error.
+int finish_stdout(int status) {
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const std::string why = errno != 0 ? std::strerror(errno) : "write error";
+    return fail("cannot write the results to standard output: " + why);
+  }
+  return status;
 }
 }  // namespace
 
@@ -55,9 +69,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (run with --help for usage)");
   }
+  difftx::install_cleanup_on_signals();
   try {
     for (auto& [sub, run] : runners)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) return finish_stdout(run());
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {
     return fail(e.what());
