@@ -36,9 +36,9 @@ uint64_t header_len(const std::vector<uint8_t>& b) {
 std::vector<uint8_t> with_header(const std::vector<uint8_t>& b, const std::string& header) {
   const uint64_t start = (16 + header_len(b) + 63) / 64 * 64;
   std::vector<uint8_t> body(b.begin() + static_cast<long>(start), b.end());
-  std::vector<uint8_t> out(b.begin(), b.begin() + 16);
-  for (int i = 0; i < 8; ++i) out[8 + i] = static_cast<uint8_t>(header.size() >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
+  std::vector<uint8_t> out(b.begin(), b.begin() + 8);  // the magic
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(header.size() >> (8 * i)));
+  for (char ch : header) out.push_back(static_cast<uint8_t>(ch));
   out.resize((16 + header.size() + 63) / 64 * 64, 0);
   out.insert(out.end(), body.begin(), body.end());
   return out;
