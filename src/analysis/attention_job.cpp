@@ -80,11 +80,11 @@ Subject prepare(const std::string& dir, const AttentionJob& job) {
 }
 
 void compute(Subject& s, const StatisticsOptions& options) {
-  Activations acts;
+  ForwardRecord rec(options.activations);
   const int64_t T = static_cast<int64_t>(s.ids.size());
-  run_reference_forward(*s.model, s.ids.data(), 1, T, acts);
-  s.maps = extract_attention_maps(s.model->config, acts, 0);
-  s.stats = statistics_from_forward(s.model->config, acts, options);
+  run_reference_forward(*s.model, s.ids.data(), 1, T, rec);
+  s.maps = extract_attention_maps(s.model->config, rec, 0);
+  s.stats = statistics_from_forward(s.model->config, rec, options);
 }
 
 std::string fixed(double v, int digits) {

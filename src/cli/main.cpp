@@ -9,12 +9,13 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/cleanup.h"
 #include "core/error.h"
 
 namespace {
 int fail(const std::string& message) {
-  std::string one_line = message;
+  std::string one_line = message + difftx::cli::held_warnings();
   for (char& ch : one_line)
     if (ch == '\n' || ch == '\r') ch = ' ';
   std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
@@ -34,6 +35,7 @@ int finish_stdout(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  difftx::cli::hold_warnings();
   CLI::App app{"difftx: the Differential Transformer, trained and run natively on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "difftx 0.1.0");
@@ -72,10 +74,14 @@ int main(int argc, char** argv) {
   difftx::install_cleanup_on_signals();
   try {
     for (auto& [sub, run] : runners)
-      if (sub->parsed()) return finish_stdout(run());
+      if (sub->parsed()) {
+        const int status = run();
+        difftx::cli::release_warnings();
+        return finish_stdout(status);
+      }
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {
-    return fail(e.what());
+    return fail(difftx::cli::user_message(e));
   } catch (const std::bad_alloc&) {
     return fail("out of memory; try smaller sizes");
   } catch (const std::exception& e) {

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "infer/kv_cache.h"
+#include "infer/kv_session.h"
 #include "io/tokenizer.h"
 
 namespace difftx {
