@@ -106,7 +106,7 @@ void validate(const ThroughputOptions& o, const Config& c) {
   const int64_t prompt = decode_prompt_tokens(o.seq);
   check(o.decode_tokens >= 0 && o.decode_tokens <= c.max_position_embeddings - prompt,
         "--decode-tokens ", o.decode_tokens, " after a prompt of ", prompt,
-         " tokens (half of --seq, at least 1) must be in [0, ", c.max_position_embeddings - prompt,
+        " tokens (half of --seq, at least 1) must be in [0, ", c.max_position_embeddings - prompt,
         "] so that the decode fits max_position_embeddings = ", c.max_position_embeddings,
         "; lower --decode-tokens or --seq");
   check_fits_in_memory(training_bytes_lower_bound(c, o.seq * o.batch),
