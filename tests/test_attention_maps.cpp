@@ -26,6 +26,7 @@
 #include "io/tokenizer.h"
 #include "model/config.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 namespace difftx {
 namespace {
@@ -351,7 +352,7 @@ TEST(AttentionStats, BatchFromModelAndJson) {
 // ------------------------------------------------------------------------ heatmap and page
 
 TEST(Heatmap, DivergingColoursAndLabels) {
-  const auto eq = [](raster::Rgb c, int r, int g, int b) { return c.r == r && c.g == g && c.b == b; };
+  const auto eq = [](Rgb c, int r, int g, int b) { return c.r == r && c.g == g && c.b == b; };
   EXPECT_TRUE(eq(diverging_colour(0), 247, 247, 247));
   EXPECT_TRUE(eq(diverging_colour(1), 103, 0, 31));
   EXPECT_TRUE(eq(diverging_colour(-1), 5, 48, 97));
@@ -426,16 +427,9 @@ std::set<std::string> listing(const fs::path& dir) {
 
 // A byte-tokenizer differential model with a 16-token context, for --text.
 fs::path make_text_model(const fs::path& dir) {
-  const Config c = parse_config(
-      R"({"model_type": "diffllama", "vocab_size": 257, "hidden_size": 16,
-          "intermediate_size": 24, "num_hidden_layers": 2, "num_attention_heads": 4,
-          "max_position_embeddings": 16})",
-      "test config", LayoutDefaults::kOfficial);
-  Model m(c);
-  init_parameters(m, 3);
-  save_new_model(dir.string(), m);
-  make_byte_tokenizer()->save(dir.string());
-  return dir;
+  test::TinyModel t;
+  t.max_positions = 16;
+  return test::make_tiny_model(dir, t);
 }
 
 TEST(AttentionCommand, WritesEveryFile) {

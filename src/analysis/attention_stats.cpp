@@ -48,8 +48,8 @@ int64_t parse_index(const std::string& s, const std::string& whole) {
   int64_t v = 0;
   const char* end = s.data() + s.size();
   const auto [p, ec] = std::from_chars(s.data(), end, v);
-  check(!s.empty() && ec == std::errc() && p == end,
-        "--span \"" + whole + "\" is not START:END with two whole token indices, e.g. 5:9");
+  check_field(!s.empty() && ec == std::errc() && p == end, "span", " \"", whole,
+              "\" is not START:END with two whole token indices, e.g. 5:9");
   return v;
 }
 
@@ -94,14 +94,14 @@ MapStats map_statistics(const float* map, int64_t T, const MapStatOptions& o) {
 
 Span parse_span(const std::string& text, int64_t T) {
   const size_t colon = text.find(':');
-  check(colon != std::string::npos,
-        "--span \"" + text + "\" is not START:END (token indices, END exclusive), e.g. 5:9");
+  check_field(colon != std::string::npos, "span", " \"", text,
+              "\" is not START:END (token indices, END exclusive), e.g. 5:9");
   Span s{parse_index(text.substr(0, colon), text), parse_index(text.substr(colon + 1), text)};
-  check(s.start >= 0 && s.start < s.end,
-        "--span " + text + ": START must be at least 0 and less than END");
-  check(s.end < T, "--span " + text + " is outside the text: it has " + std::to_string(T) +
-                       " tokens and the span must end before the last one (END <= " +
-                       std::to_string(T - 1) + "), so that some query tokens follow it");
+  check_field(s.start >= 0 && s.start < s.end, "span", " ", text,
+              ": START must be at least 0 and less than END");
+  check_field(s.end < T, "span", " ", text, " is outside the text: it has ", T,
+              " tokens and the span must end before the last one (END <= ", T - 1,
+              "), so that some query tokens follow it");
   return s;
 }
 

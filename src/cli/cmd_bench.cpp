@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "model/config.h"
 #include "perf/throughput.h"
@@ -23,17 +24,17 @@ Runner add_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--config", o->config, "config.json of the model to time")->required();
-  app.add_option("--seq", o->seq, "sequence length T")->capture_default_str();
-  app.add_option("--batch", o->batch, "batch size B")->capture_default_str();
+  add_seq(app, o->seq, "sequence length T")->capture_default_str();
+  add_batch(app, o->batch, "batch size B");
   app.add_option("--steps", o->steps, "timed steps (median reported; one warm-up step first)")
-      ->capture_default_str();
+      ->check(integer_in(1, 100000))->capture_default_str();
   app.add_option("--decode-tokens", o->decode_tokens, "tokens decoded at batch 1")
-      ->capture_default_str();
+      ->check(integer_in(0, int64_t{1} << 20))->capture_default_str();
   app.add_option("--precision", o->precision, "matrix products: fp32 or bf16 (f32 accumulate)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
-  app.add_option("--threads", o->threads, "OpenMP threads (default: all cores)");
-  app.add_option("--seed", o->seed, "seed for weights and tokens")->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_threads(app, o->threads);
+  add_seed(app, o->seed, "seed for weights and tokens");
   app.add_flag("--json", o->json, "print one JSON object on stdout");
   return [o]() {
     const Config config = load_config(o->config, LayoutDefaults::kOfficial);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/output.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -47,7 +48,7 @@ Runner add_tokenizer(CLI::App& app) {
       ->required();
   train->add_option("--vocab-size", o->train.vocab_size,
                     "vocabulary size, including 256 byte tokens and <unk> <s> </s>")
-      ->required();
+      ->check(integer_in(260, 1 << 20))->required();
   train->add_option("--out", o->train.out_dir,
                     "new directory for tokenizer.model and difftx_tokenizer.json (must not exist or be "
                     "empty)")
@@ -57,9 +58,9 @@ Runner add_tokenizer(CLI::App& app) {
       ->capture_default_str();
   train->add_option("--character-coverage", o->train.character_coverage,
                     "share of characters given their own pieces; rarer ones use byte fallback")
-      ->capture_default_str();
+      ->check(real_in(0, 1))->capture_default_str();
   train->add_option("--threads", o->train.num_threads, "trainer threads (0: all cores)")
-      ->capture_default_str();
+      ->check(integer_in(0, 1024))->capture_default_str();
   train->add_flag("--verbose", o->train.verbose, "show sentencepiece's training log");
 
   CLI::App* encode = app.add_subcommand("encode", "Print the token ids of a text");

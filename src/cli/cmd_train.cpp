@@ -155,6 +155,11 @@ Runner add_train(CLI::App& app) {
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     const auto start = std::chrono::steady_clock::now();
     const int64_t first = run.step();
+    if (first >= steps) {
+      std::printf("%s is already trained to step %lld of %lld (extend it with --steps N)\n",
+                  req.dir.c_str(), static_cast<long long>(first), static_cast<long long>(steps));
+      return 0;
+    }
     std::fprintf(stderr, "training %s (%zu parameters) on %lld tokens%s, steps %lld..%lld\n",
                  run.model().config.is_diff() ? "diffllama" : "llama",
                  run.model().layout.num_parameters(), static_cast<long long>(run.train_tokens()),

@@ -96,7 +96,7 @@ CLI::Validator integer_in(int64_t lo, int64_t hi) {
         if (parse_integer(s, true, negative, magnitude) && within(negative, magnitude, lo, hi)) return {};
         return "must be an integer in " + range_text(lo, hi) + ", got " + shown(s);
       },
-      "INT in " + range_text(lo, hi));
+      "in " + range_text(lo, hi));
 }
 
 CLI::Validator unsigned_64() {
@@ -142,9 +142,14 @@ CLI::Option* add_tokenizer_spec(CLI::App& app, std::string& spec) {
 }
 
 CLI::Option* add_precision(CLI::App& app, Precision& precision) {
-  const std::map<std::string, Precision> names{{"fp32", Precision::kFP32}, {"bf16", Precision::kBF16}};
-  return app.add_option("--precision", precision, "matrix products: fp32 or bf16 (f32 accumulate)")
-      ->transform(CLI::CheckedTransformer(names))
+  return app
+      .add_option_function<std::string>(
+          "--precision",
+          [&precision](const std::string& name) {
+            precision = name == "bf16" ? Precision::kBF16 : Precision::kFP32;
+          },
+          "matrix products: fp32 or bf16 (f32 accumulate)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->default_str("fp32");
 }
 

@@ -183,7 +183,7 @@ StagedDirectory::StagedDirectory(const std::string& final_dir) : final_(final_di
   if (fs::exists(final_, ec)) {
     if (!fs::is_directory(final_, ec)) throw Error(final_ + " exists and is not a directory");
     if (!fs::is_empty(final_, ec))
-      throw Error(final_ + " already exists and is not empty; choose a new --out directory");
+      throw Error(final_ + " already exists and is not empty; choose a new directory");
   }
   fs::path fp = fs::path(final_).lexically_normal();
   if (fp.filename().empty()) fp = fp.parent_path();

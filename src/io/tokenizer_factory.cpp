@@ -156,7 +156,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
   if (s == "byte") return make_byte_tokenizer();
   if (s == "gpt2" || starts_with(s, "gpt2:")) {
     const std::string dir = s == "gpt2" ? default_gpt2_dir() : s.substr(5);
-    if (dir.empty()) throw Error("--tokenizer gpt2:DIR needs a directory");
+    if (dir.empty()) throw Error("tokenizer gpt2:DIR needs a directory", "tokenizer");
     std::error_code ec;
     if (!fs::is_regular_file(fs::path(dir) / "encoder.json", ec) ||
         !fs::is_regular_file(fs::path(dir) / "vocab.bpe", ec))
@@ -168,7 +168,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
   for (const std::string_view prefix : {"spm:", "sentencepiece:"}) {
     if (!starts_with(s, prefix)) continue;
     std::string path = s.substr(prefix.size());
-    if (path.empty()) throw Error("--tokenizer spm:FILE.model needs a file");
+    if (path.empty()) throw Error("tokenizer spm:FILE.model needs a file", "tokenizer");
     std::error_code ec;
     if (fs::is_directory(path, ec)) path = (fs::path(path) / "tokenizer.model").string();
     return load_sentencepiece_tokenizer(path);

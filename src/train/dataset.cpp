@@ -111,8 +111,8 @@ void TokenData::sample_windows(uint64_t seed, int64_t step, int64_t B, int64_t T
                                std::vector<int32_t>& tokens) const {
   const int64_t n = size();
   check(B >= 1 && T >= 1, "a batch needs at least one window of one token");
-  check(n >= T + 1, "the data has " + std::to_string(n) + " tokens, fewer than one window of " +
-                         std::to_string(T + 1) + " (--seq + 1); use more data or a shorter --seq");
+  check(n >= T + 1, "the data has ", n, " tokens, fewer than one window of seq + 1 = ", T + 1,
+        "; use more data or a shorter seq");
   Rng rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) + 1);
   tokens.resize(static_cast<size_t>(B * (T + 1)));
   for (int64_t b = 0; b < B; ++b) {
