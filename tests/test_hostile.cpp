@@ -31,10 +31,9 @@ constexpr unsigned kTimeout = 30;  // seconds; far more than any case here needs
 // One OpenMP thread: on a loaded machine, spinning threads make tiny models crawl (a 48-token
 // generate took 16 s at 2 threads against 0.02 s at 1), and these tests time nothing.
 const std::string kOneThread = "OMP_NUM_THREADS=1";
-// A byte-tokenizer model (257 ids) whose vocabulary is larger (300): the extra ids exist in the
-// model but cannot be printed.
+// A tiny model for the byte tokenizer (257 ids).
 json tiny_config() {
-  return {{"model_type", "diffllama"}, {"vocab_size", 300},        {"hidden_size", 32},
+  return {{"model_type", "diffllama"}, {"vocab_size", 257},        {"hidden_size", 32},
           {"intermediate_size", 48},   {"num_hidden_layers", 2},   {"num_attention_heads", 4},
           {"max_position_embeddings", 64}};
 }
@@ -104,6 +103,17 @@ class Hostile : public ::testing::Test {
                                     (shared_ / "cache0").string()},
                                    shared_, 0, 300);
     ASSERT_EQ(r.status, 0) << report(r);
+    // A model whose vocabulary (300) is larger than its byte tokenizer's (257): the extra ids
+    // exist in the model but cannot be printed. train refuses to make one, so it is made by
+    // init and given the trained model's tokenizer.
+    json wide = tiny_config();
+    wide["vocab_size"] = 300;
+    write_text(shared_ / "wide.json", wide.dump());
+    const RunResult w = run_difftx({"init", "--config", (shared_ / "wide.json").string(), "--out",
+                                    (shared_ / "wide").string()},
+                                   shared_);
+    ASSERT_EQ(w.status, 0) << report(w);
+    fs::copy_file(shared_ / "model" / "difftx_tokenizer.json", shared_ / "wide" / "difftx_tokenizer.json");
   }
   static void TearDownTestSuite() {
     std::error_code ec;
@@ -120,6 +130,7 @@ class Hostile : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
   std::string model() const { return (shared_ / "model").string(); }
+  std::string wide_model() const { return (shared_ / "wide").string(); }
   std::string text() const { return (shared_ / "text.txt").string(); }
   RunResult run(const std::vector<std::string>& args, uint64_t address_space = 0) {
     return run_difftx(args, logs_, address_space, kTimeout, {"DIFFTX_CACHE=" + (dir_ / "cache").string(), kOneThread});
@@ -277,7 +288,7 @@ TEST_F(Hostile, HugeRunSizesAreRefusedBeforeAllocating) {
   const std::string cfg = (fs::path(DIFFTX_SOURCE_DIR) / "configs" / "small-llama.json").string();
   expect_error_line(run({"bench", "--config", cfg, "--seq", "2048", "--batch", "4096", "--steps", "1"},
                         uint64_t{4} << 30),
-                    "--batch");
+                    "training step");
   // A KV cache of a 2^31-token context: refused with the figure before allocation.
   fs::copy(model(), dir_ / "long", fs::copy_options::recursive);
   json c = json::parse(read_text(dir_ / "long" / "config.json"));
@@ -459,7 +470,7 @@ TEST_F(Hostile, SigtermAndSigintRemoveTheirOwnTemporaries) {
 
 TEST_F(Hostile, GenerateNeverSamplesIdsTheTokenizerCannotPrint) {
   for (const char* seed : {"1", "2", "3"}) {
-    const RunResult r = run({"generate", "--model", model(), "--prompt", "The quick", "--max-tokens", "48",
+    const RunResult r = run({"generate", "--model", wide_model(), "--prompt", "The quick", "--max-tokens", "48",
                              "--temperature", "20", "--seed", seed, "--ids"});
     ASSERT_EQ(r.status, 0) << report(r);
     std::string ids = r.out;
@@ -469,7 +480,7 @@ TEST_F(Hostile, GenerateNeverSamplesIdsTheTokenizerCannotPrint) {
     int n = 0;
     for (int id; in >> id; ++n) EXPECT_LT(id, 257) << r.out;
     EXPECT_GT(n, 0);
-    const RunResult text = run({"generate", "--model", model(), "--prompt", "The quick", "--max-tokens", "48",
+    const RunResult text = run({"generate", "--model", wide_model(), "--prompt", "The quick", "--max-tokens", "48",
                                 "--temperature", "20", "--seed", seed});
     EXPECT_EQ(text.status, 0) << report(text);
   }

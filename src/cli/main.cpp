@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       if (sub->parsed()) {
         const int status = finish_stdout(run());
         difftx::cli::release_warnings();
-        return status;
+        return finish_stdout(status);
       }
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {

@@ -99,20 +99,20 @@ uint128 training_bytes_lower_bound(const Config& c, int64_t M) {
 }  // namespace
 
 void validate(const ThroughputOptions& o, const Config& c) {
-  check(o.seq >= 1 && o.seq <= c.max_position_embeddings, "--seq must be in [1, ",
-        c.max_position_embeddings, "] (max_position_embeddings), got ", o.seq);
-  check(o.batch >= 1 && o.batch <= 4096, "--batch must be in [1, 4096], got ", o.batch);
-  check(o.steps >= 1 && o.steps <= 100000, "--steps must be in [1, 100000], got ", o.steps);
+  check_field(o.seq >= 1 && o.seq <= c.max_position_embeddings, "seq", " must be in [1, ",
+              c.max_position_embeddings, "] (max_position_embeddings), got ", o.seq);
+  check_field(o.batch >= 1 && o.batch <= 4096, "batch", " must be in [1, 4096], got ", o.batch);
+  check_field(o.steps >= 1 && o.steps <= 100000, "steps", " must be in [1, 100000], got ", o.steps);
   const int64_t prompt = decode_prompt_tokens(o.seq);
-  check(o.decode_tokens >= 0 && o.decode_tokens <= c.max_position_embeddings - prompt,
-        "--decode-tokens ", o.decode_tokens, " after a prompt of ", prompt,
-         " tokens (half of --seq, at least 1) must be in [0, ", c.max_position_embeddings - prompt,
-        "] so that the decode fits max_position_embeddings = ", c.max_position_embeddings,
-        "; lower --decode-tokens or --seq");
+  check_field(o.decode_tokens >= 0 && o.decode_tokens <= c.max_position_embeddings - prompt,
+              "decode_tokens", " = ", o.decode_tokens, " after a prompt of ", prompt,
+              " tokens (half of seq, at least 1) must be in [0, ", c.max_position_embeddings - prompt,
+              "] so that the decode fits max_position_embeddings = ", c.max_position_embeddings,
+              "; lower decode_tokens or seq");
   check_fits_in_memory(training_bytes_lower_bound(c, o.seq * o.batch),
-                       "a training step of --batch " + std::to_string(o.batch) + " x --seq " +
+                       "a training step of batch " + std::to_string(o.batch) + " x seq " +
                            std::to_string(o.seq),
-                       "lower --batch or --seq");
+                       "lower the batch or the sequence length");
 }
 
 ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o) {

@@ -32,7 +32,7 @@ struct ThroughputReport {
 double train_flops_per_token(const Config& c, int64_t T);
 double prefill_flops_per_token(const Config& c, int64_t T);
 
-// Throws Error naming the bench flag when a value is out of range: --seq within the context,
+// Throws Error naming the field when a value is out of range: seq within the context,
 // the decode (a prompt of max(1, seq / 2) tokens, then decode_tokens more) within
 // max_position_embeddings, and a training step that fits this machine's memory.
 void validate(const ThroughputOptions& o, const Config& c);
