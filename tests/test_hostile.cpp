@@ -295,7 +295,7 @@ TEST_F(Hostile, HugeRunSizesAreRefusedBeforeAllocating) {
   c["max_position_embeddings"] = 2147483647;
   write_text(dir_ / "long" / "config.json", c.dump());
   expect_error_line(run({"generate", "--model", (dir_ / "long").string(), "--prompt", "hi", "--max-tokens",
-                         "2000000000"},
+                         "16777216"},
                         uint64_t{2} << 30),
                     "KV cache");
 }

@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) {
-        const int status = finish_stdout(run());
+        const int status = run();
         difftx::cli::release_warnings();
         return finish_stdout(status);
       }
