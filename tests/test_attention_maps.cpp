@@ -155,7 +155,9 @@ TEST_P(MapsTest, RowsSumToOneAndAreCausal) {
 
 INSTANTIATE_TEST_SUITE_P(Golden, MapsTest,
                          ::testing::Values("diff_interleaved_affine", "diff_split_noaffine",
-                                           "diff_gqa", "diff_split_gqa_tied", "llama_baseline"));
+                                           "diff_gqa", "diff_split_gqa_tied", "llama_baseline",
+                                           "diff_no_groupnorm", "diff_lambda_init_const",
+                                           "llama_groupnorm"));
 
 TEST(AttentionMaps, ActivationsAreTheForwardPassValues) {
   const auto model = load_model(kGolden + "diff_gqa");

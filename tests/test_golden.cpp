@@ -57,7 +57,9 @@ TEST_P(GoldenTest, LogitsLossAndGradientsMatchPyTorch) {
 INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,
                          ::testing::Values("diff_interleaved_affine", "diff_split_noaffine",
                                            "diff_gqa", "diff_split_gqa_tied", "llama_baseline",
-                                           "diff_bf16_weights", "diff_f16_weights"));
+                                           "diff_bf16_weights", "diff_f16_weights",
+                                           "diff_no_groupnorm", "diff_lambda_init_const",
+                                           "llama_groupnorm"));
 
 }  // namespace
 }  // namespace difftx

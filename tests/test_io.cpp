@@ -2,6 +2,7 @@
 // config defaults and checks, model directories, token lists.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "io/safetensors.h"
 #include "io/tokens.h"
 #include "model/config.h"
+#include "model/params.h"
 #include "test_util.h"
 
 namespace difftx {
@@ -94,6 +96,54 @@ TEST(Config, RejectsWhatItCannotRun) {
         R"("model_type": "llama", "num_attention_heads": 0)",
         R"("model_type": "diffllama", "num_attention_heads": 4, "num_key_value_heads": 3)"})
     EXPECT_THROW(parse_config(cfg(bad), "bad"), Error) << bad;
+}
+
+// The ablation keys of SPEC section 2: defaults are the paper's model, values round-trip, and
+// a wrong value or a key for the other model type is an error naming the key.
+TEST(Config, AblationKeys) {
+  const std::string base = R"("vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+      "num_hidden_layers": 3, "num_attention_heads": 4)";
+  auto cfg = [&](const std::string& extra) { return "{" + base + ", " + extra + "}"; };
+  const Config paper = parse_config(cfg(R"("model_type": "diffllama")"), "p", LayoutDefaults::kOfficial);
+  EXPECT_TRUE(paper.diff_groupnorm);
+  EXPECT_FALSE(paper.diff_lambda_init.has_value());
+  EXPECT_NEAR(paper.lambda_init(2), 0.8 - 0.6 * std::exp(-0.6), 1e-12);
+  const Config ab = parse_config(
+      cfg(R"("model_type": "diffllama", "diff_groupnorm": false, "diff_lambda_init": 0.5)"), "a",
+      LayoutDefaults::kOfficial);
+  EXPECT_FALSE(ab.head_norm());
+  EXPECT_FALSE(ab.diff_norm_affine);  // no norm, no norm weight
+  EXPECT_EQ(ab.lambda_init(0), 0.5);
+  EXPECT_EQ(ab.lambda_init(2), 0.5);
+  EXPECT_EQ(ab.head_scale(1), 0.5);
+  EXPECT_EQ(Model(ab).layout.find("model.layers.0.self_attn.groupnorm.weight"), nullptr);
+  EXPECT_EQ(config_to_json(parse_config(config_to_json(ab), "again")), config_to_json(ab));
+  const Config gn = parse_config(cfg(R"("model_type": "llama", "attention_groupnorm": true)"), "g");
+  EXPECT_TRUE(gn.head_norm());
+  EXPECT_EQ(gn.head_scale(0), 1.0);
+  const Model gn_model(gn);
+  const TensorSpec* w = gn_model.layout.find("model.layers.2.self_attn.groupnorm.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (std::vector<int64_t>{2}));  // over d = 8 / 4
+  const std::pair<const char*, const char*> bad[] = {
+      {R"("model_type": "diffllama", "diff_lambda_init": 1.0)", "diff_lambda_init"},
+      {R"("model_type": "diffllama", "diff_lambda_init": -0.1)", "diff_lambda_init"},
+      {R"("model_type": "diffllama", "diff_lambda_init": "0.5")", "diff_lambda_init"},
+      {R"("model_type": "diffllama", "diff_groupnorm": 0)", "diff_groupnorm"},
+      {R"("model_type": "diffllama", "diff_groupnorm": false, "diff_norm_affine": true)", "diff_norm_affine"},
+      {R"("model_type": "diffllama", "attention_groupnorm": true)", "attention_groupnorm"},
+      {R"("model_type": "llama", "diff_groupnorm": false)", "diff_groupnorm"},
+      {R"("model_type": "llama", "diff_lambda_init": 0.3)", "diff_lambda_init"},
+  };
+  for (const auto& [extra, key] : bad) {
+    try {
+      parse_config(cfg(extra), "bad.json");
+      ADD_FAILURE() << "accepted " << extra;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Checkpoint, SaveAndLoadRoundTrip) {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "infer/kv_session.h"
+#include "io/checkpoint.h"
 #include "model/transformer.h"
 #include "test_util.h"
 
@@ -110,6 +111,33 @@ TEST_P(KvCacheTest, ContinuedPrefillMatchesFullRecomputation) {
   EXPECT_THROW(forward(m, six.data(), nullptr, 1, 6, acts, {}, pass), Error);
   EXPECT_EQ(cache.len[row_a], 11);
 }
+
+// The ablations of SPEC section 2 (golden checkpoints of tests/golden) decode through the same
+// recipe: cached logits equal full recomputation at every step.
+class KvCacheGoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KvCacheGoldenTest, DecodeMatchesFullRecomputation) {
+  const auto m = load_model(std::string(DIFFTX_SOURCE_DIR) + "/tests/golden/" + GetParam());
+  const Config& c = m->config;
+  Rng rng(9);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 12; ++i) tokens.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
+  KvSession session(*m, 16);
+  std::vector<float> got = session.prefill({tokens.begin(), tokens.begin() + 4});
+  for (int64_t t = 4; t <= static_cast<int64_t>(tokens.size()); ++t) {
+    Activations full;
+    forward(*m, tokens.data(), nullptr, 1, t, full);
+    EXPECT_LT(test::max_rel_error(got.data(), full.logits.data() + (t - 1) * c.vocab_size,
+                                  got.size()),
+              1e-4)
+        << "step " << t;
+    if (t < static_cast<int64_t>(tokens.size())) got = session.decode(tokens[t]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ablations, KvCacheGoldenTest,
+                         ::testing::Values("diff_no_groupnorm", "diff_lambda_init_const",
+                                           "llama_groupnorm"));
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, KvCacheTest,

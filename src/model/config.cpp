@@ -12,6 +12,7 @@ namespace difftx {
 using json = nlohmann::json;
 
 double Config::lambda_init(int64_t layer) const {
+  if (diff_lambda_init) return *diff_lambda_init;
   return 0.8 - 0.6 * std::exp(-0.3 * static_cast<double>(layer));
 }
 
@@ -128,7 +129,22 @@ Config parse_config(const std::string& json_text, const std::string& where,
   else if (layout == "interleaved") c.diff_split_layout = false;
   else r.fail("diff_head_layout", "must be \"interleaved\" or \"split\", got \"" + layout + "\"");
   c.rope_interleaved = r.boolean("rope_interleaved", official);
-  c.diff_norm_affine = r.boolean("diff_norm_affine", official);
+  c.diff_groupnorm = r.boolean("diff_groupnorm", true);
+  // Without the head norm there is no norm weight: affine defaults to false, and true is an error.
+  c.diff_norm_affine = r.boolean("diff_norm_affine", official && c.diff_groupnorm);
+  if (c.diff_norm_affine && !c.diff_groupnorm)
+    r.fail("diff_norm_affine", "true needs the head norm (diff_groupnorm true)");
+  if (r.has("diff_lambda_init")) {
+    c.diff_lambda_init = r.number("diff_lambda_init", 0.0);
+    if (*c.diff_lambda_init < 0 || *c.diff_lambda_init >= 1)
+      r.fail("diff_lambda_init", "must be a number in [0, 1) or null (the per-layer schedule)");
+  }
+  c.attention_groupnorm = r.boolean("attention_groupnorm", false);
+  if (c.is_diff() && c.attention_groupnorm)
+    r.fail("attention_groupnorm", "is for llama models (diffllama has diff_groupnorm)");
+  if (!c.is_diff() && (!c.diff_groupnorm || c.diff_lambda_init))
+    r.fail(!c.diff_groupnorm ? "diff_groupnorm" : "diff_lambda_init",
+           "is for diffllama models (llama has attention_groupnorm)");
 
   // Keys that would change the math in ways this engine does not implement.
   if (r.boolean("attention_bias", false)) r.fail("attention_bias", "true is not supported");
@@ -182,6 +198,9 @@ std::string config_to_json(const Config& c) {
   j["diff_head_layout"] = c.diff_split_layout ? "split" : "interleaved";
   j["rope_interleaved"] = c.rope_interleaved;
   j["diff_norm_affine"] = c.diff_norm_affine;
+  j["diff_groupnorm"] = c.diff_groupnorm;
+  j["diff_lambda_init"] = c.diff_lambda_init ? json(*c.diff_lambda_init) : json(nullptr);
+  j["attention_groupnorm"] = c.attention_groupnorm;
   j["hidden_act"] = "silu";
   j["attention_bias"] = false;
   return j.dump(2) + "\n";

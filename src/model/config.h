@@ -2,6 +2,7 @@
 // The model configuration (SPEC section 2): parsed from config.json with every default and
 // check, and written back with every key explicit.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace difftx {
@@ -25,6 +26,11 @@ struct Config {
   bool diff_split_layout = true;  // "split" (HF) vs "interleaved" (official)
   bool rope_interleaved = false;
   bool diff_norm_affine = false;
+  // Ablations (SPEC section 2; the defaults are the paper's model).
+  bool diff_groupnorm = true;              // false: no per-head RMSNorm (Table 6, "w/o GroupNorm");
+                                           // the (1 - lambda_init) scale stays
+  std::optional<double> diff_lambda_init;  // one lambda_init for every layer; none: the schedule
+  bool attention_groupnorm = false;        // llama: per-head RMSNorm over d ("+ GroupNorm")
 
   bool is_diff() const { return model_type == ModelType::kDiffLlama; }
   // Canonical attention geometry (see kernels/attention.h).
@@ -34,6 +40,10 @@ struct Config {
   int64_t q_width() const { return num_attention_heads * head_dim; }
   int64_t kv_width() const { return num_key_value_heads * head_dim; }
   double lambda_init(int64_t layer) const;
+  // The per-head norm after attention: present?, with a weight?, and its output scale.
+  bool head_norm() const { return is_diff() ? diff_groupnorm : attention_groupnorm; }
+  bool head_norm_weight() const { return is_diff() ? diff_groupnorm && diff_norm_affine : attention_groupnorm; }
+  double head_scale(int64_t layer) const { return is_diff() ? 1.0 - lambda_init(layer) : 1.0; }
 };
 
 // Where a config comes from decides the defaults of the three layout keys when absent:

@@ -78,13 +78,18 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
                          : 0.f;
   resize(a.attn_pre, M * Wattn);
   attention(p, l, a);
+  // The per-head norm (or, differential without it, only its (1 - lambda_init) scale).
   const float* o_in = a.attn_pre.data();
-  if (c.is_diff()) {
+  const float scale = static_cast<float>(c.head_scale(l));
+  if (c.head_norm()) {
     resize(a.inv_rms_h, M * g.Pq);
     resize(a.attn_out, M * Wattn);
     rmsnorm_forward(a.attn_pre.data(), L.groupnorm == kNone ? nullptr : model.at(L.groupnorm),
-                    static_cast<float>(1.0 - c.lambda_init(l)), eps, a.attn_out.data(),
-                    a.inv_rms_h.data(), M * g.Pq, g.dv());
+                    scale, eps, a.attn_out.data(), a.inv_rms_h.data(), M * g.Pq, g.dv());
+    o_in = a.attn_out.data();
+  } else if (c.is_diff()) {
+    resize(a.attn_out, M * Wattn);
+    for (int64_t i = 0; i < M * Wattn; ++i) a.attn_out[i] = scale * a.attn_pre[i];
     o_in = a.attn_out.data();
   }
   resize(a.h, M * C);
@@ -132,16 +137,21 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                    s.dh.data(), G + L.post_norm, M, C);
   // h = x_in + o_proj(attention(norm1(x_in)))
   dx = s.dh;
-  linear_backward(s.dh.data(), c.is_diff() ? a.attn_out.data() : a.attn_pre.data(),
+  const bool normed_or_scaled = c.head_norm() || c.is_diff();  // o_proj read attn_out
+  linear_backward(s.dh.data(), normed_or_scaled ? a.attn_out.data() : a.attn_pre.data(),
                   model.at(L.o_proj), s.dattn_out.data(), G + L.o_proj, M, C, Wattn, false, prec);
   const float* dattn_pre = s.dattn_out.data();
-  if (c.is_diff()) {
+  const float scale = static_cast<float>(c.head_scale(l));
+  if (c.head_norm()) {
     s.dpre.assign(static_cast<size_t>(M * Wattn), 0.f);
     rmsnorm_backward(s.dattn_out.data(), a.attn_pre.data(),
-                     L.groupnorm == kNone ? nullptr : model.at(L.groupnorm),
-                     static_cast<float>(1.0 - c.lambda_init(l)), a.inv_rms_h.data(),
-                     s.dpre.data(), L.groupnorm == kNone ? nullptr : G + L.groupnorm, M * g.Pq,
-                     g.dv());
+                     L.groupnorm == kNone ? nullptr : model.at(L.groupnorm), scale,
+                     a.inv_rms_h.data(), s.dpre.data(),
+                     L.groupnorm == kNone ? nullptr : G + L.groupnorm, M * g.Pq, g.dv());
+    dattn_pre = s.dpre.data();
+  } else if (c.is_diff()) {
+    resize(s.dpre, M * Wattn);
+    for (int64_t i = 0; i < M * Wattn; ++i) s.dpre[i] = scale * s.dattn_out[i];
     dattn_pre = s.dpre.data();
   }
   const float dlambda =

@@ -41,7 +41,7 @@ uint128 layout_bytes(const Config& c) {
   const uint128 V = static_cast<uint128>(c.vocab_size), d = static_cast<uint128>(c.head_dim);
   const uint128 q = static_cast<uint128>(c.q_width()), kv = static_cast<uint128>(c.kv_width());
   constexpr uint128 kAlign = 16, kEntryBytes = 192;  // gap per tensor (floats); bytes per entry
-  const uint128 lambdas = c.is_diff() ? 4 * d + (c.diff_norm_affine ? 2 * d : 0) : 0;
+  const uint128 lambdas = (c.is_diff() ? 4 * d : 0) + (c.head_norm_weight() ? 2 * d : 0);
   const uint128 per_layer = 2 * C + (q + 2 * kv) * C + C * q + lambdas + 3 * C * F + 10 * kAlign;
   const uint128 floats = V * C * (c.tie_word_embeddings ? 1 : 2) + C + 3 * kAlign +
                          static_cast<uint128>(c.num_hidden_layers) * per_layer;
@@ -85,9 +85,9 @@ ParamLayout make_layout(const Config& c) {
       L.lambda_k1 = b.add(p + "self_attn.lambda_k1", {d}, ParamKind::kLambda);
       L.lambda_q2 = b.add(p + "self_attn.lambda_q2", {d}, ParamKind::kLambda);
       L.lambda_k2 = b.add(p + "self_attn.lambda_k2", {d}, ParamKind::kLambda);
-      if (c.diff_norm_affine)
-        L.groupnorm = b.add(p + "self_attn.groupnorm.weight", {2 * d}, ParamKind::kNorm);
     }
+    if (c.head_norm_weight())  // over the 2d of a differential head, the d of a standard one
+      L.groupnorm = b.add(p + "self_attn.groupnorm.weight", {c.ncomp() * d}, ParamKind::kNorm);
     L.post_norm = b.add(p + "post_attention_layernorm.weight", {C}, ParamKind::kNorm);
     L.gate_up = b.add(p + "mlp.gate_proj.weight", {c.intermediate_size, C}, ParamKind::kMatrix);
     b.add(p + "mlp.up_proj.weight", {c.intermediate_size, C}, ParamKind::kMatrix, true);

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -117,6 +118,9 @@ def load_config(path):
     cfg.setdefault("diff_head_layout", "split")
     cfg.setdefault("rope_interleaved", False)
     cfg.setdefault("diff_norm_affine", False)
+    cfg.setdefault("diff_groupnorm", True)        # ablation keys (SPEC section 2)
+    cfg.setdefault("diff_lambda_init", None)
+    cfg.setdefault("attention_groupnorm", False)
     return cfg
 
 # ----------------------------------------------------------------------------------------------
@@ -157,7 +161,9 @@ def causal_softmax(q, k, check=None):
     return a
 
 
-def lambda_init_fn(layer):
+def lambda_init_fn(layer, cfg=None):
+    if cfg is not None and cfg.get("diff_lambda_init") is not None:
+        return cfg["diff_lambda_init"]                  # ablation: one value for every layer
     return 0.8 - 0.6 * math.exp(-0.3 * layer)
 
 
@@ -175,10 +181,12 @@ def diff_attention(x, p, pre, cfg, layer, check=None):
     q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"])
     k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"])
 
-    lam_init = lambda_init_fn(layer)
+    lam_init = lambda_init_fn(layer, cfg)
     lam = (torch.exp(torch.dot(p[pre + "lambda_q1"], p[pre + "lambda_k1"]))
            - torch.exp(torch.dot(p[pre + "lambda_q2"], p[pre + "lambda_k2"])) + lam_init)
     gn_w = p[pre + "groupnorm.weight"] if cfg["diff_norm_affine"] else None
+    # ablation "w/o GroupNorm": the per-head RMSNorm goes, its (1 - lambda_init) scale stays
+    head_norm = (lambda o: rmsnorm(o, gn_w, cfg["rms_norm_eps"])) if cfg["diff_groupnorm"] else (lambda o: o)
 
     outs = []
     for h in range(H):
@@ -196,7 +204,7 @@ def diff_attention(x, p, pre, cfg, layer, check=None):
         a1 = causal_softmax(q1, k1, check)
         a2 = causal_softmax(q2, k2, check)
         o = (a1 - lam * a2) @ V                                         # [T, 2d]
-        outs.append(rmsnorm(o, gn_w, cfg["rms_norm_eps"]) * (1.0 - lam_init))
+        outs.append(head_norm(o) * (1.0 - lam_init))
     return torch.cat(outs, dim=-1) @ p[pre + "o_proj.weight"].t()
 
 
@@ -213,7 +221,10 @@ def std_attention(x, p, pre, cfg, check=None):
     outs = []
     for i in range(n):
         j = i // (n // kv)
-        outs.append(causal_softmax(q[:, i], k[:, j], check) @ v[:, j])
+        o = causal_softmax(q[:, i], k[:, j], check) @ v[:, j]           # [T, d]
+        if cfg["attention_groupnorm"]:                                  # "Transformer + GroupNorm"
+            o = rmsnorm(o, p[pre + "groupnorm.weight"], cfg["rms_norm_eps"])
+        outs.append(o)
     return torch.cat(outs, dim=-1) @ p[pre + "o_proj.weight"].t()
 
 
@@ -266,6 +277,8 @@ def param_shapes(cfg):
                 s[pre + "self_attn." + nm] = (d,)
             if cfg["diff_norm_affine"]:
                 s[pre + "self_attn.groupnorm.weight"] = (2 * d,)
+        elif cfg["attention_groupnorm"]:
+            s[pre + "self_attn.groupnorm.weight"] = (d,)
         s[pre + "post_attention_layernorm.weight"] = (D,)
         s[pre + "mlp.gate_proj.weight"] = (I, D)
         s[pre + "mlp.up_proj.weight"] = (I, D)
@@ -525,6 +538,22 @@ CASES = [
                     intermediate_size=40, num_attention_heads=4, num_key_value_heads=4,
                     rope_theta=100.0),
      9, "F16", 1007),
+    # the paper's Table 6 ablations (SPEC section 2's ablation keys)
+    ("diff_no_groupnorm",
+     project_config("diffllama", "interleaved", True, False, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=8, num_key_value_heads=4,
+                    head_dim=4, rope_theta=100.0, diff_groupnorm=False),
+     9, "F32", 1008),
+    ("diff_lambda_init_const",
+     project_config("diffllama", "interleaved", True, True, vocab_size=41, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=4,
+                    num_hidden_layers=3, rope_theta=100.0, diff_lambda_init=0.5),
+     9, "F32", 1009),
+    ("llama_groupnorm",
+     project_config("llama", None, True, None, vocab_size=37, hidden_size=24,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
+                    rope_theta=100.0, attention_groupnorm=True),
+     9, "F32", 1010),
 ]
 
 
@@ -591,8 +620,14 @@ def self_test_safetensors():
 
 
 def main():
+    """python3 make_golden.py [NAME ...]: every case, or only those named."""
     self_test_safetensors()
+    only = set(sys.argv[1:])
+    unknown = only - {c[0] for c in CASES}
+    assert not unknown, "no such case: %s" % sorted(unknown)
     for name, config, T, dtype, seed in CASES:
+        if only and name not in only:
+            continue
         loss, size, cfg, tokens = make_case(name, config, T, dtype, seed)
         print("%-24s %-9s layout=%-11s rope_il=%-5s affine=%-5s V=%d D=%d I=%d n=%d kv=%d d=%d "
               "tied=%s T=%d %s loss=%.6f (%d bytes)" % (
