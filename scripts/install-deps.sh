@@ -6,7 +6,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
       libdnnl-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
       libgtest-dev libgmock-dev googletest libbenchmark-dev
-      clang libclang-rt-14-dev libstb-dev
+      clang libclang-rt-14-dev libomp-14-dev   # the ASan + UBSan build (scripts/test.sh)
+      libcairo2-dev fonts-dejavu-core          # plots and heatmaps
+      libxml2-utils                            # xmllint: the SVG plot test parses its output
       chromium)  # headless browser test of difftx attention's report.html
 # PyTorch sends matrix products to libblas.so.3: OpenBLAS, not the slow reference BLAS.
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy libopenblas0-pthread); fi

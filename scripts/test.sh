@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: dependencies, build, every CTest test, then a
-# short fixed-time fuzzing run of the safetensors and config parsers.
+# The whole test suite, from a fresh machine: dependencies, build, every CTest test, the same
+# suite again built with ASan + UBSan (scripts/test-asan.sh), then a short fixed-time fuzzing
+# run of the safetensors and config parsers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 bash scripts/fetch-data.sh gpt2 sotu   # tokenizer tests read the GPT-2 vocabulary and SOTU text
 (cd build && ctest --output-on-failure -j"$(nproc)")
+bash scripts/test-asan.sh
 bash scripts/fuzz.sh "${DIFFTX_FUZZ_SECONDS:-20}"

@@ -1,13 +1,12 @@
-// difftx plot: metrics.jsonl parsing, the rendered PNG (decoded back with stb_image), errors.
+// difftx plot: metrics.jsonl parsing, the rendered PNG (decoded back through cairo), errors.
 #include <gtest/gtest.h>
-
-#include <stb/stb_image.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -135,6 +134,80 @@ TEST(PlotHelpers, MovingAverageTicksAndMetricNames) {
   EXPECT_THROW(parse_plot_metric("accuracy"), Error);
 }
 
+// Ticks for any finite range: never empty, inside the range, increasing, at most about the
+// number asked for, with short labels. The range +-1e308 used to give no tick at all.
+TEST(PlotAxes, TicksForAnyFiniteRange) {
+  const double kMax = std::numeric_limits<double>::max();
+  const auto check_ticks = [](double lo, double hi, int n) {
+    SCOPED_TRACE(std::to_string(lo) + " .. " + std::to_string(hi) + " n " + std::to_string(n));
+    const auto t = nice_ticks(lo, hi, n);
+    ASSERT_FALSE(t.empty());
+    EXPECT_LE(t.size(), static_cast<size_t>(std::max(n, 1)));
+    const double slack = (hi * 0.5 - lo * 0.5) * 1e-6;
+    for (size_t k = 0; k < t.size(); ++k) {
+      EXPECT_TRUE(std::isfinite(t[k]));
+      EXPECT_GE(t[k], lo - slack);
+      EXPECT_LE(t[k], hi + slack);
+      if (k) EXPECT_GT(t[k], t[k - 1]);
+    }
+    for (const auto& l : linear_labels(t, true)) EXPECT_LE(l.size(), 14u) << l;
+  };
+  for (int n : {2, 3, 6, 10}) {
+    check_ticks(-1e308, 1e308, n);
+    check_ticks(-kMax, kMax, n);
+    check_ticks(0, kMax, n);
+    check_ticks(1e-300, 3e-300, n);
+    check_ticks(1.0, 1.0 + 4e-16, n);
+    check_ticks(1e16, 1e16 + 8, n);
+    check_ticks(2.83, 8.41, n);
+  }
+  EXPECT_EQ(nice_ticks(5, 5, 6), (std::vector<double>{5}));
+  EXPECT_THROW(nice_ticks(0, std::numeric_limits<double>::infinity(), 5), Error);
+  EXPECT_THROW(nice_ticks(std::nan(""), 1, 5), Error);
+  Rng rng(11);
+  for (int i = 0; i < 2000; ++i) {
+    const double a = std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 2040) - 1020);
+    const double b = std::ldexp(rng.normal(), static_cast<int>(rng.uniform() * 2040) - 1020);
+    check_ticks(std::min(a, b), std::max(a, b), 2 + i % 9);
+  }
+}
+
+TEST(PlotAxes, PaddedRangesStayFinite) {
+  const double kMax = std::numeric_limits<double>::max();
+  for (const auto& [lo, hi] : std::vector<std::pair<double, double>>{
+           {-1e308, 1e308}, {-kMax, kMax}, {kMax, kMax}, {-kMax, -kMax}, {0, 0}, {3.5, 3.5},
+           {1e-300, 1e-300}, {1, 2}}) {
+    const AxisRange r = padded_range(lo, hi, 0.06);
+    EXPECT_TRUE(std::isfinite(r.lo) && std::isfinite(r.hi)) << lo << " " << hi;
+    EXPECT_LT(r.lo, r.hi) << lo << " " << hi;
+    EXPECT_LE(r.lo, lo);
+    EXPECT_GE(r.hi, hi);
+    EXPECT_GE(axis_fraction(lo, r), 0.0);
+    EXPECT_LE(axis_fraction(hi, r), 1.0);
+  }
+  EXPECT_EQ(linear_labels({-1e308, 0, 1e308}, false),
+            (std::vector<std::string>{"-1e+308", "0", "1e+308"}));
+  EXPECT_EQ(linear_labels({0, 5000, 10000}, true), (std::vector<std::string>{"0", "5k", "10k"}));
+}
+
+TEST(PlotRender, ExtremeLossesRender) {
+  RunMetrics r = parse_metrics("{\"step\": 1, \"loss\": 1e308}\n{\"step\": 2, \"loss\": -1e308}\n"
+                               "{\"step\": 2, \"val_loss\": 1e308}\n",
+                               "huge");
+  r.name = "huge";
+  const Image img = render_loss_curves({r}, PlotOptions{});
+  EXPECT_EQ(img.width, 1000);
+  // The curve is drawn: pixels of the run's colour.
+  size_t coloured = 0;
+  const auto c = run_colour(0);
+  for (size_t k = 0; k < img.rgb.size(); k += 3)
+    coloured += std::abs(img.rgb[k] - c[0]) + std::abs(img.rgb[k + 1] - c[1]) +
+                    std::abs(img.rgb[k + 2] - c[2]) <= 12;
+  EXPECT_GT(coloured, 300u);
+  const auto svg = plot_loss_curves({r}, PlotOptions{}, ImageFormat::kSvg);
+  EXPECT_NE(std::string(svg.begin(), svg.end()).find("<svg"), std::string::npos);
+}
+
 TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
   RunMetrics a = parse_metrics(fake_metrics(8.0, 3.0, 1), "a");
   RunMetrics b = parse_metrics(fake_metrics(8.2, 3.4, 2), "b");
@@ -153,9 +226,9 @@ TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
   EXPECT_EQ(be32(&png[20]), 600u);
 
   // Decode and look at the pixels.
-  int w = 0, h = 0, n = 0;
-  uint8_t* px = stbi_load_from_memory(png.data(), static_cast<int>(png.size()), &w, &h, &n, 3);
-  ASSERT_NE(px, nullptr) << stbi_failure_reason();
+  const Image decoded = decode_png(png);
+  const int w = decoded.width, h = decoded.height;
+  const uint8_t* px = decoded.rgb.data();
   ASSERT_EQ(w, 1000);
   ASSERT_EQ(h, 600);
   std::map<uint32_t, size_t> counts;
@@ -173,7 +246,6 @@ TEST(PlotRender, TwoRunsGiveAValidPngWithBothColours) {
   EXPECT_GT(near(run_colour(1)), 1000u);
   EXPECT_LT(near(run_colour(2)), 50u);  // no third run
   EXPECT_GT(counts[0xFFFFFF], static_cast<size_t>(w * h) / 2);  // the white background dominates
-  stbi_image_free(px);
 }
 
 TEST(PlotRender, ValidationOnlyLogXAndSinglePoints) {

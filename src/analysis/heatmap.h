@@ -3,20 +3,19 @@
 // map centred at 0 (blue negative, white zero, red positive; differential maps do go negative),
 // masked cells above the diagonal hatched grey, a colour bar with values, and token labels on
 // both axes when T is small enough to read them (kMaxLabelledTokens). Larger maps are averaged
-// down to the drawing area.
+// down to the drawing area. Drawn through cairo (analysis/drawing.h) with DejaVu Sans text.
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "analysis/plot.h"
-#include "analysis/raster.h"
+#include "analysis/drawing.h"
 
 namespace difftx {
 
 inline constexpr int64_t kMaxLabelledTokens = 48;
 
 // v in [-1, 1] (clamped) -> ColorBrewer RdBu, reversed: -1 dark blue, 0 near white, +1 dark red.
-raster::Rgb diverging_colour(double v);
+Rgb diverging_colour(double v);
 
 // A token's text as a short ASCII axis label: spaces shown as '_', newlines and tabs escaped
 // (\n, \t), other characters outside ASCII as '?', cut to 8 characters ("..." marks a cut).

@@ -1,14 +1,17 @@
 #pragma once
-// Loss curves of training runs as a PNG: read each run directory's metrics.jsonl and draw the
-// training loss (thin line, smoothed by a centred moving average with the raw values faded
-// behind it) and the validation loss (thicker line with markers), one colour per run, with
-// axes, ticks, grid, legend and title. Text uses an embedded 5x8 bitmap font; the image is
-// rendered at twice its size and averaged down, so lines are anti-aliased.
+// Loss curves of training runs as a PNG or SVG: read each run directory's metrics.jsonl
+// (plot_metrics.cpp) and draw the training loss (thin line, smoothed by a centred moving
+// average with the raw values faded behind it) and the validation loss (thicker line with
+// markers), one colour per run, with axes, ticks, grid, legend and title, through cairo with
+// anti-aliased DejaVu Sans text (analysis/drawing.h).
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "analysis/drawing.h"
+#include "analysis/plot_axes.h"
 
 namespace difftx {
 
@@ -48,19 +51,13 @@ struct PlotOptions {
   int width = 1000, height = 600;   // pixels
 };
 
-// An 8-bit RGB image, rows top to bottom.
-struct Image {
-  int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
-};
-
-// Draws the plot. Throws Error when no run has a data point for the chosen metric.
-Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions& options);
-// PNG file bytes of an image.
-std::vector<uint8_t> encode_png(const Image& image);
-// render_loss_curves + encode_png.
+// The plot's file bytes in the chosen format (width x height pixels, or points for SVG).
+// Throws Error when no run has a data point for the chosen metric.
 std::vector<uint8_t> plot_loss_curves(const std::vector<RunMetrics>& runs,
-                                      const PlotOptions& options);
+                                      const PlotOptions& options,
+                                      ImageFormat format = ImageFormat::kPng);
+// The same plot as RGB pixels (what the PNG holds).
+Image render_loss_curves(const std::vector<RunMetrics>& runs, const PlotOptions& options);
 
 // Helpers, exposed for tests.
 // The colour of the i-th run (a ten-colour palette, repeated).
@@ -70,8 +67,5 @@ std::array<uint8_t, 3> run_colour(size_t i);
 std::vector<double> moving_average(const std::vector<double>& values, int window);
 // The automatic window for n training points: about n / 30, at least 1.
 int auto_smooth_window(size_t n);
-// "Nice" tick values (1, 2 or 5 times a power of ten) covering [lo, hi] with about
-// max_ticks ticks, all inside [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int max_ticks);
 
 }  // namespace difftx

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "analysis/report_page.h"
+#include "analysis/report_page.inc.h"  // generated from report_page.html (CMakeLists.txt)
 #include "core/error.h"
 
 namespace difftx {
@@ -93,7 +93,7 @@ std::string render_report_html(const std::vector<ReportModel>& models, const std
     else safe += c;
   }
   // Both places are found in the template first, so a title holding "@DATA@" stays text.
-  const std::string tpl = report_page::kTemplate;
+  const std::string tpl = kReportPage;
   const size_t t = tpl.find("@TITLE@"), d = tpl.find("@DATA@");
   check(t != std::string::npos && d != std::string::npos && t < d, "report template is broken");
   return tpl.substr(0, t) + html_escape(title) + tpl.substr(t + 7, d - (t + 7)) + safe +

@@ -19,7 +19,9 @@ Runner add_plot(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   app.add_option("RUN_DIR", o->runs, "model directories holding a metrics.jsonl (one curve each)")
       ->required();
-  app.add_option("--out", o->out, "output PNG file")->required();
+  app.add_option("--out", o->out,
+                 "output image: PNG, or SVG when the name ends in .svg (e.g. loss.svg)")
+      ->required();
   app.add_option("--title", o->title, "title above the plot (default: names the metric)");
   app.add_option("--metric", o->metric, "what to draw: loss, val_loss or both")
       ->check(CLI::IsMember({"loss", "val_loss", "both"}))
@@ -47,8 +49,8 @@ Runner add_plot(CLI::App& app) {
     opts.metric = parse_plot_metric(o->metric);
     if (smooth->count() > 0) opts.smooth = o->smooth;
     opts.log_x = o->log_x;
-    const std::vector<uint8_t> png = plot_loss_curves(runs, opts);
-    write_file_atomic(o->out, png.data(), png.size());
+    const std::vector<uint8_t> image = plot_loss_curves(runs, opts, image_format_for_path(o->out));
+    write_file_atomic(o->out, image.data(), image.size());
     std::printf("wrote %s: %zu run%s\n", o->out.c_str(), runs.size(), runs.size() == 1 ? "" : "s");
     return 0;
   };

@@ -8,7 +8,7 @@
 
 #include "core/buffer.h"
 #include "core/rng.h"
-#include "infer/kv_cache.h"
+#include "infer/kv_session.h"
 #include "model/params.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
@@ -110,13 +110,20 @@ ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o)
     }
     r.train_step_s = median(times);
   }
-  // Prefill: a forward pass over the batch.
+  // Prefill: an inference pass over the batch that fills a KV cache, keeps no activations
+  // and computes the logits of each sequence's last token.
   {
     Activations acts;
+    KvCache cache(c, T, B);
+    PassOptions pass;
+    pass.keep = Keep::kNothing;
+    pass.logits = LogitRows::kLast;
+    pass.cache = &cache;
     std::vector<double> times;
     for (int64_t s = 0; s <= o.steps; ++s) {
+      std::fill(cache.len.begin(), cache.len.end(), 0);
       const auto t0 = Clock::now();
-      forward(model, tokens.data(), nullptr, B, T, acts, run);
+      forward(model, tokens.data(), nullptr, B, T, acts, run, pass);
       if (s > 0) times.push_back(seconds_since(t0));
     }
     r.prefill_s = median(times);

@@ -47,6 +47,8 @@ EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSp
   const int64_t T = spec.seq, n_windows = (total + T - 1) / T;
   RunOptions run;
   run.precision = spec.precision;
+  PassOptions pass;
+  pass.keep = Keep::kNothing;  // a loss needs every logit, backward nothing
   EvalResult r;
   double nll = 0;
   Activations acts;
@@ -63,7 +65,7 @@ EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSp
         if (tok) r.bytes += id_bytes[data.at(start + t + 1)];
       }
     }
-    const double mean = forward(model, in.data(), tg.data(), nb, T, acts, run);
+    const double mean = forward(model, in.data(), tg.data(), nb, T, acts, run, pass);
     nll += mean * static_cast<double>(acts.counted);
     r.tokens += acts.counted;
   }

@@ -1,58 +1,3 @@
-#pragma once
-// The page template of report.html (report_html.cpp fills in @TITLE@ and @DATA@). Plain
-// JavaScript and canvas, no libraries, no network.
-
-namespace difftx::report_page {
-
-inline constexpr const char* kTemplate = R"HTML(<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>@TITLE@</title>
-<style>
-  body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
-         margin: 16px 20px; background: #fafafa; }
-  h1 { font-size: 20px; margin: 0 0 4px; }
-  .intro { color: #555; margin: 0 0 12px; }
-  .panels { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
-  .panel { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px;
-           width: 510px; }
-  .panel h2 { font-size: 16px; margin: 0 0 6px; }
-  .panel h2 .sub { font-weight: normal; color: #666; font-size: 13px; }
-  .controls { display: flex; gap: 12px; margin-bottom: 8px; flex-wrap: wrap; }
-  .controls label { color: #444; }
-  select { font: inherit; }
-  .view { display: flex; gap: 6px; align-items: stretch; }
-  canvas.map { border: 1px solid #888; cursor: crosshair; image-rendering: pixelated; }
-  .bar { display: flex; gap: 4px; }
-  .ticks { display: flex; flex-direction: column; justify-content: space-between;
-           font-size: 11px; color: #444; font-variant-numeric: tabular-nums; }
-  .readout { min-height: 2.8em; margin: 6px 0; font-variant-numeric: tabular-nums; }
-  .readout code { background: #f1f1f1; padding: 0 3px; border-radius: 3px; }
-  table.stats { border-collapse: collapse; font-size: 12.5px; margin-bottom: 8px; }
-  table.stats td { padding: 1px 10px 1px 0; font-variant-numeric: tabular-nums; }
-  table.stats td:first-child { color: #555; }
-  .tokens { font: 12px/1.9 ui-monospace, monospace; max-height: 180px; overflow: auto;
-            border-top: 1px solid #eee; padding-top: 6px; white-space: pre-wrap; }
-  .tok { border: 1px solid #e4e4e4; border-radius: 3px; padding: 0 1px; margin-right: 1px; }
-  .tok.span { background: #fff3b0; }
-  .tok.q { outline: 2px solid #1f5fbf; }
-  .tok.k { background: #f4a582; }
-  #tip { position: fixed; pointer-events: none; background: rgba(30,30,30,.92); color: #fff;
-         padding: 4px 7px; border-radius: 4px; font-size: 12px; display: none; z-index: 2;
-         white-space: pre; }
-</style>
-</head>
-<body data-drawn="0" data-errors="0">
-<h1 id="title"></h1>
-<p class="intro">Rows are query tokens, columns key tokens. Red is positive attention, blue
-negative (a differential map is A1 &minus; &lambda;&middot;A2 and can go below zero), white is
-zero; hatched grey cells are masked (the key comes after the query). Hover a cell to read it.</p>
-<div class="panels" id="panels"></div>
-<div id="tip"></div>
-<script type="application/json" id="difftx-data">@DATA@</script>
-<script>
 "use strict";
 (function () {
   let errors = 0;
@@ -332,9 +277,3 @@ zero; hatched grey cells are masked (the key comes after the query). Hover a cel
   const m = /^#hover=(\d+),(\d+)$/.exec(location.hash);
   if (m) panels.forEach(function (p) { p.hoverCell(Number(m[1]), Number(m[2])); });
 })();
-</script>
-</body>
-</html>
-)HTML";
-
-}  // namespace difftx::report_page
