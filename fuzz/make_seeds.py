@@ -4,7 +4,8 @@
 corpus/train_state: train_state metadata texts; corpus/metrics: metrics.jsonl files.
 corpus/safetensors: tiny valid files (F32/F16/BF16, metadata, scalar and empty tensors,
 special values) and a few near-misses. corpus/config: a tiny config, edge-case configs and
-copies of the golden configs. Run from anywhere: python3 fuzz/make_seeds.py
+copies of the golden configs. corpus/token_cache: token caches with the identity that
+fuzz_token_cache.cpp expects, valid and damaged. Run from anywhere: python3 fuzz/make_seeds.py
 """
 import json
 import os
@@ -16,6 +17,8 @@ ST = os.path.join(HERE, "corpus", "safetensors")
 CFG = os.path.join(HERE, "corpus", "config")
 TS = os.path.join(HERE, "corpus", "train_state")
 METRICS = os.path.join(HERE, "corpus", "metrics")
+TC = os.path.join(HERE, "corpus", "token_cache")
+TC_IDENTITY = {"tokenizer": "byte-fuzz", "sources": [{"path": "/fuzz.txt", "bytes": 5, "fnv1a": "00"}]}
 GOLDEN = os.path.join(HERE, "..", "tests", "golden")
 
 
@@ -38,6 +41,15 @@ def f32(*xs):
 
 def u16(*xs):
     return struct.pack("<%dH" % len(xs), *xs)
+
+
+def token_cache(ids, tokens=None, vocab=257):
+    """The cache image of train/token_cache.cpp: magic, u64 header length, header, pad to 64, u32 ids."""
+    header = dict(TC_IDENTITY, tokens=len(ids) if tokens is None else tokens, vocab_size=vocab)
+    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    start = (16 + len(h) + 63) // 64 * 64
+    out = b"DTXTOK01" + struct.pack("<Q", len(h)) + h
+    return out + b"\0" * (start - len(out)) + struct.pack("<%dI" % len(ids), *ids)
 
 
 def write(path, content):
@@ -83,6 +95,13 @@ def main():
     for name, c in configs.items():
         with open(os.path.join(CFG, name), "w") as f:
             json.dump(c, f, indent=1)
+    os.makedirs(TC, exist_ok=True)
+    write(os.path.join(TC, "hello.tokens"), token_cache([104, 101, 108, 108, 111, 256]))
+    write(os.path.join(TC, "empty.tokens"), token_cache([]))
+    write(os.path.join(TC, "zeros.tokens"), token_cache([0] * 40))
+    write(os.path.join(TC, "flipped_id.tokens"), token_cache([104, 0x80000065, 108]))
+    write(os.path.join(TC, "enlarged_count.tokens"), token_cache([1, 2, 3], tokens=(1 << 62) + 3))
+    write(os.path.join(TC, "truncated.tokens"), token_cache([1, 2, 3, 4])[:-5])
     for case in sorted(os.listdir(GOLDEN)):
         src = os.path.join(GOLDEN, case, "config.json")
         if os.path.exists(src):

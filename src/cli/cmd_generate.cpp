@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "infer/generate.h"
@@ -27,7 +28,7 @@ Runner add_generate(CLI::App& app) {
   add_model_dir(app, o->model, "model directory");
   auto* p1 = app.add_option("--prompt", o->prompt, "prompt text");
   auto* p2 = app.add_option("--prompt-file", o->prompt_file,
-                            "file with one prompt per line: all run as one batch, one JSON line each");
+                            "file with one prompt per line (- reads stdin): all run as one batch, one JSON line each");
   auto* p3 = app.add_option("--tokens", o->tokens, "prompt as comma-separated token ids");
   p1->excludes(p2, p3);
   p2->excludes(p3);
@@ -65,7 +66,7 @@ Runner add_generate(CLI::App& app) {
       prompts.push_back(tok->encode(o->prompt));
     } else {
       need_tokenizer();
-      std::istringstream in(read_file_text(o->prompt_file));
+      std::istringstream in(read_input_text(o->prompt_file));
       for (std::string line; std::getline(in, line);) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
@@ -81,12 +82,11 @@ Runner add_generate(CLI::App& app) {
     if (!batch)  // one prompt: stream to stdout as tokens arrive
       stream = [&](int64_t, const std::string& text, int32_t id) {
         if (as_ids) {
-          std::printf("%s%d", first_id ? "" : ",", id);
+          write_stdout((first_id ? "" : ",") + std::to_string(id));
           first_id = false;
         } else {
-          std::fwrite(text.data(), 1, text.size(), stdout);
+          write_stdout(text);
         }
-        std::fflush(stdout);
       };
     const auto results = generate(*model, tok.get(), prompts, o->g, stream);
     if (!batch) {

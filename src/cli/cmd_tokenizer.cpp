@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "io/tokenizer.h"
@@ -29,12 +30,6 @@ struct TokenizerChoice {
     return spec.empty() ? load_tokenizer(model) : make_tokenizer(spec);
   }
 };
-
-void write_stdout(const std::string& bytes) {
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size())
-    throw Error("cannot write to standard output");
-  std::fflush(stdout);
-}
 
 }  // namespace
 
@@ -71,7 +66,7 @@ Runner add_tokenizer(CLI::App& app) {
   CLI::App* encode = app.add_subcommand("encode", "Print the token ids of a text");
   o->enc_tok.add_to(*encode);
   encode->add_option("--text", o->text, "the text to encode");
-  encode->add_option("--file", o->file, "a file to encode (its bytes, as they are)");
+  encode->add_option("--file", o->file, "a file to encode (its bytes, as they are; - reads stdin)");
 
   CLI::App* decode = app.add_subcommand("decode", "Write the text (bytes) of token ids to stdout");
   o->dec_tok.add_to(*decode);
@@ -92,7 +87,7 @@ Runner add_tokenizer(CLI::App& app) {
       check(encode->count("--text") + encode->count("--file") == 1,
             "give exactly one of --text or --file");
       const auto tok = o->enc_tok.load();
-      const std::string input = o->file.empty() ? o->text : read_file_text(o->file);
+      const std::string input = o->file.empty() ? o->text : read_input_text(o->file);
       const auto ids = tok->encode(input);
       std::string line;
       for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);

@@ -1,6 +1,8 @@
 // difftx: the command-line program. Every error ends as one line "difftx: error: ..." on
 // stderr and exit status 2.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <new>
@@ -8,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "core/cleanup.h"
 #include "core/error.h"
 
 namespace {
@@ -17,6 +20,17 @@ int fail(const std::string& message) {
     if (ch == '\n' || ch == '\r') ch = ' ';
   std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
   return 2;
+}
+
+// Results printed on stdout must not be lost silently (a full disk, a closed pipe): the
+// buffered rest is flushed here and any failed write, now or earlier, is an error.
+int finish_stdout(int status) {
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const std::string why = errno != 0 ? std::strerror(errno) : "write error";
+    return fail("cannot write the results to standard output: " + why);
+  }
+  return status;
 }
 }  // namespace
 
@@ -57,12 +71,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (run with --help for usage)");
   }
+  difftx::install_cleanup_on_signals();
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) {
-        const int status = run();
+        const int status = finish_stdout(run());
         difftx::cli::release_warnings();
-        return status;
+        return finish_stdout(status);
       }
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {

@@ -60,6 +60,9 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
     check(longest <= ctx, "a prompt of " + std::to_string(longest) +
                               " tokens exceeds the model's context of " + std::to_string(ctx));
   }
+  // Only ids the tokenizer can print are sampled: a model whose vocabulary is larger than its
+  // tokenizer's (padding rows, a config with a rounded vocab_size) never emits the extra ids.
+  const int64_t sample_vocab = tok ? std::min<int64_t>(c.vocab_size, tok->vocab_size()) : c.vocab_size;
   const int64_t B = static_cast<int64_t>(prompts.size());
   const int64_t cap = std::min(ctx, longest + opts.max_tokens + 1);
   KvSession session(model, std::max<int64_t>(cap, 1), opts.run, B);
@@ -116,7 +119,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
 
   for (int64_t b = 0; b < B; ++b)
     if (!seqs[b].done)
-      accept(b, sample_token(first_logits.data() + b * c.vocab_size, c.vocab_size,
+      accept(b, sample_token(first_logits.data() + b * c.vocab_size, sample_vocab,
                              seqs[b].history, opts.sampling, seqs[b].rng));
   while (true) {
     std::vector<int64_t> rows;
@@ -136,7 +139,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
     const std::vector<float>& logits = session.decode(rows, next);
     for (size_t i = 0; i < rows.size(); ++i) {
       Sequence& s = seqs[rows[i]];
-      accept(rows[i], sample_token(logits.data() + i * c.vocab_size, c.vocab_size, s.history,
+      accept(rows[i], sample_token(logits.data() + i * c.vocab_size, sample_vocab, s.history,
                                    opts.sampling, s.rng));
     }
   }

@@ -107,7 +107,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
     throw Error("no tokenizer in " + model_dir + " (" + path + " is missing)");
   const auto j = nlohmann::json::parse(read_file_text(path), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw Error(path + " is not a JSON object");
-  if (j.value("format", std::string()) != kFormat) {
+  // Types are checked before any get<>, so a wrong type is this file's error, never a JSON
+  // library exception.
+  if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != kFormat) {
     if (j.contains("model") && j.contains("added_tokens"))
       throw Error(path + " is a Hugging Face tokenizer file, not a difftx tokenizer descriptor");
     throw Error(path + " is not a difftx tokenizer descriptor (no \"format\": \"" + kFormat +
