@@ -101,9 +101,9 @@ MetricsHistory parse_metrics_jsonl(const std::string& text, const std::string& s
         r.skipped = s->get<bool>();
       }
       h.steps.push_back(r);
-    } else if (j.contains("val_loss")) {
-      h.evals.push_back({f.step(), f.real("val_loss")});
-    } else if (j.contains("attn_sparsity")) {
+    }
+    if (j.contains("val_loss")) h.evals.push_back({f.step(), f.real("val_loss")});
+    if (j.contains("attn_sparsity")) {
       MonitorRecord r;
       r.step = f.step();
       r.sparsity = f.real("attn_sparsity");

@@ -6,6 +6,7 @@
 //   monitor record  {"step", "attn_sparsity", "attn_focus", "attn_entropy", "attn_mean_abs",
 //                    "attn_max", "attn_negative_share", "lambda": [per layer] (differential),
 //                    "logit_top1", "logit_median", "hidden_top1", "hidden_median"}
+// (A line may carry the keys of more than one kind; it then counts as each of them.)
 // A value that is not finite (a skipped step's loss) is written as null and read back as NaN.
 // Each line is written and flushed whole; on resume, lines from steps after the checkpoint
 // (logged by the run that crashed) are dropped so the file tells one consistent history.

@@ -53,7 +53,10 @@ struct Reader {
   }
 };
 
-std::string shown(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+std::string shown(const json& v) {
+  if (!v.is_string()) return v.dump();
+  return v.get<std::string>().empty() ? "none" : v.get<std::string>();
+}
 }  // namespace
 
 void validate(const RunSettings& s) {

@@ -44,6 +44,13 @@ TEST(Metrics, RecordsRoundTripWithNonFiniteValuesAsNull) {
   EXPECT_DOUBLE_EQ(h.monitors[0].hidden_top1, 17);
 }
 
+TEST(Metrics, ALineWithTheKeysOfTwoKindsCountsAsBoth) {
+  const MetricsHistory h = parse_metrics_jsonl("{\"step\": 4, \"loss\": 2.5, \"val_loss\": 2.75}\n", "m");
+  ASSERT_EQ(h.steps.size(), 1u);
+  ASSERT_EQ(h.evals.size(), 1u);
+  EXPECT_DOUBLE_EQ(h.evals[0].val_loss, 2.75);
+}
+
 TEST(Metrics, MalformedLinesAreErrorsNamingSourceAndLine) {
   for (const std::string bad : {"{\"step\": 1, \"loss\": \"high\"}", "[1, 2]", "{\"loss\": 1}",
                                 "{\"step\": -1, \"loss\": 1}", "{\"step\": 1.5, \"val_loss\": 1}",
