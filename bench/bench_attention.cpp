@@ -27,25 +27,25 @@
 namespace difftx {
 namespace {
 
-AttnDims dims_for(int64_t T, bool diff) {
-  AttnDims s;
+HeadGeometry dims_for(int64_t T, bool diff) {
+  HeadGeometry s;
   s.B = 1, s.T = T, s.d = 64;
   s.ncomp = diff ? 2 : 1;
   s.Pq = s.Pk = diff ? 4 : 8;
   return s;
 }
 
-double pairs(const AttnDims& s) { return static_cast<double>(s.T) * (s.T + 1) / 2.0; }
-double fwd_flops(const AttnDims& s) {
+double pairs(const HeadGeometry& s) { return static_cast<double>(s.T) * (s.T + 1) / 2.0; }
+double fwd_flops(const HeadGeometry& s) {
   return static_cast<double>(s.B * s.Pq) * s.ncomp * pairs(s) * 2.0 * (s.d + s.dv());
 }
-double bwd_flops(const AttnDims& s) {
+double bwd_flops(const HeadGeometry& s) {
   return static_cast<double>(s.B * s.Pq) * pairs(s) * 2.0 * (3.0 * s.ncomp * s.d + 2.0 * s.dv());
 }
 
 struct Inputs {
   std::vector<float> Q, K, V, O, dO, dQ, dK, dV;
-  explicit Inputs(const AttnDims& s) {
+  explicit Inputs(const HeadGeometry& s) {
     Rng rng(42);
     auto fill = [&](std::vector<float>& x, int64_t n) {
       x.resize(static_cast<size_t>(n));
@@ -59,7 +59,7 @@ struct Inputs {
   }
 };
 
-void set_counters(benchmark::State& state, const AttnDims& s, double flops, bool backward) {
+void set_counters(benchmark::State& state, const HeadGeometry& s, double flops, bool backward) {
   state.counters["GFLOP"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["extra_MB"] = static_cast<double>(flash_attention_extra_bytes(s, omp_get_max_threads())) / 1e6;
@@ -68,7 +68,7 @@ void set_counters(benchmark::State& state, const AttnDims& s, double flops, bool
 }
 
 void BM_FlashForward(benchmark::State& state) {
-  const AttnDims s = dims_for(state.range(0), state.range(1) != 0);
+  const HeadGeometry s = dims_for(state.range(0), state.range(1) != 0);
   Inputs in(s);
   FlashSaved saved;
   for (auto _ : state) {
@@ -79,7 +79,7 @@ void BM_FlashForward(benchmark::State& state) {
 }
 
 void BM_FlashForwardBackward(benchmark::State& state) {
-  const AttnDims s = dims_for(state.range(0), state.range(1) != 0);
+  const HeadGeometry s = dims_for(state.range(0), state.range(1) != 0);
   Inputs in(s);
   FlashSaved saved;
   for (auto _ : state) {
@@ -95,7 +95,7 @@ void BM_FlashForwardBackward(benchmark::State& state) {
 
 // The reference keeps B * Pq * ncomp * T * T probabilities and accumulates in double.
 void BM_ReferenceForwardBackward(benchmark::State& state) {
-  const AttnDims s = dims_for(state.range(0), state.range(1) != 0);
+  const HeadGeometry s = dims_for(state.range(0), state.range(1) != 0);
   Inputs in(s);
   AttentionSaved<float> saved;
   for (auto _ : state) {

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes the seed corpus for the fuzzers (deterministic; standard library only).
 
+corpus/train_state: train_state metadata texts; corpus/metrics: metrics.jsonl files.
 corpus/safetensors: tiny valid files (F32/F16/BF16, metadata, scalar and empty tensors,
 special values) and a few near-misses. corpus/config: a tiny config, edge-case configs and
-copies of the golden configs. Run from anywhere: python3 fuzz/make_seeds.py
+copies of the golden configs. corpus/token_cache: token caches with the identity that
+fuzz_token_cache.cpp expects, valid and damaged. Run from anywhere: python3 fuzz/make_seeds.py
 """
 import json
 import os
@@ -13,6 +15,10 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 ST = os.path.join(HERE, "corpus", "safetensors")
 CFG = os.path.join(HERE, "corpus", "config")
+TS = os.path.join(HERE, "corpus", "train_state")
+METRICS = os.path.join(HERE, "corpus", "metrics")
+TC = os.path.join(HERE, "corpus", "token_cache")
+TC_IDENTITY = {"tokenizer": "byte-fuzz", "sources": [{"path": "/fuzz.txt", "bytes": 5, "fnv1a": "00"}]}
 GOLDEN = os.path.join(HERE, "..", "tests", "golden")
 
 
@@ -35,6 +41,15 @@ def f32(*xs):
 
 def u16(*xs):
     return struct.pack("<%dH" % len(xs), *xs)
+
+
+def token_cache(ids, tokens=None, vocab=257):
+    """The cache image of train/token_cache.cpp: magic, u64 header length, header, pad to 64, u32 ids."""
+    header = dict(TC_IDENTITY, tokens=len(ids) if tokens is None else tokens, vocab_size=vocab)
+    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    start = (16 + len(h) + 63) // 64 * 64
+    out = b"DTXTOK01" + struct.pack("<Q", len(h)) + h
+    return out + b"\0" * (start - len(out)) + struct.pack("<%dI" % len(ids), *ids)
 
 
 def write(path, content):
@@ -80,10 +95,52 @@ def main():
     for name, c in configs.items():
         with open(os.path.join(CFG, name), "w") as f:
             json.dump(c, f, indent=1)
+    os.makedirs(TC, exist_ok=True)
+    write(os.path.join(TC, "hello.tokens"), token_cache([104, 101, 108, 108, 111, 256]))
+    write(os.path.join(TC, "empty.tokens"), token_cache([]))
+    write(os.path.join(TC, "zeros.tokens"), token_cache([0] * 40))
+    write(os.path.join(TC, "flipped_id.tokens"), token_cache([104, 0x80000065, 108]))
+    write(os.path.join(TC, "enlarged_count.tokens"), token_cache([1, 2, 3], tokens=(1 << 62) + 3))
+    write(os.path.join(TC, "truncated.tokens"), token_cache([1, 2, 3, 4])[:-5])
     for case in sorted(os.listdir(GOLDEN)):
         src = os.path.join(GOLDEN, case, "config.json")
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(CFG, "golden_" + case + ".json"))
+    train_state_and_metrics_seeds()
+
+
+def train_state_and_metrics_seeds():
+    os.makedirs(TS, exist_ok=True)
+    os.makedirs(METRICS, exist_ok=True)
+    options = {"data": "/d/train.txt", "val": "", "tokenizer": "byte", "steps": 10, "batch": 2,
+               "seq": 32, "accum": 1, "lr": 0.003, "min_lr_ratio": 0.1, "weight_decay": 0.1,
+               "grad_clip": 1.0, "warmup": 0, "schedule": "cosine", "seed": 7, "precision": "fp32",
+               "save_every": 4, "eval_every": 8, "eval_windows": 2, "log_every": 1,
+               "max_bad_steps": 10, "attn_stats_every": 0}
+    states = {
+        "full.json": {"step": 4, "skipped": 0, "adam_steps": 4, "options": options,
+                      "config": {"model_type": "diffllama", "vocab_size": 259}},
+        "old.json": {"step": 4, "options": {"steps": 10, "batch": 2, "seq": 32, "cosine": True,
+                                            "seed": 7, "precision": "bf16"}, "config": {}},
+        "big_seed.json": {"step": 0, "options": dict(options, seed=18446744073709551615), "config": {}},
+        "bad_types.json": {"step": "4", "options": dict(options, batch=2.5), "config": []},
+    }
+    for name, m in states.items():
+        with open(os.path.join(TS, name), "w") as f:
+            json.dump(m, f)
+    lines = [
+        {"step": 1, "loss": 5.5, "lr": 0.001, "grad_norm": 3.2, "tokens_per_s": 100.0, "skipped": False},
+        {"step": 2, "loss": None, "lr": 0.001, "grad_norm": None, "tokens_per_s": 90.0, "skipped": True},
+        {"step": 2, "val_loss": 5.25},
+        {"step": 2, "attn_sparsity": 0.5, "attn_focus": 0.1, "attn_entropy": None, "attn_mean_abs": 0.01,
+         "attn_max": 0.9, "attn_negative_share": 0.2, "lambda": [0.8, None], "logit_top1": 3.0,
+         "logit_median": 1.0, "hidden_top1": 40.0, "hidden_median": 0.5},
+        {"step": 3, "other": "kind"},
+    ]
+    with open(os.path.join(METRICS, "run.jsonl"), "w") as f:
+        f.write("\n".join(json.dumps(l) for l in lines) + "\n\n")
+    with open(os.path.join(METRICS, "damaged.jsonl"), "w") as f:
+        f.write('{"step": 1, "loss": 1e308}\n{"step": -1, "loss": -1e308}\n{"step": 1, "loss": "x"}\n{"step": 2, "lo')
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the two parsers that read untrusted files: safetensors and config.json.
+# Fuzzes the parsers that read untrusted files: safetensors, config.json, train_state metadata,
+# metrics.jsonl and token caches.
 #
 #   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
 #
@@ -17,18 +18,21 @@ OUT="$ROOT/build-fuzz"
 CXX="${FUZZ_CXX:-clang++}"
 CXXFLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
           -fno-omit-frame-pointer -I"$ROOT/src")
-COMMON=(src/core/error.cpp src/core/files.cpp)
+COMMON=(src/core/error.cpp src/core/files.cpp src/core/cleanup.cpp)
 declare -A SOURCES=(
   [safetensors]="fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp"
   [config]="fuzz/fuzz_config.cpp src/model/config.cpp"
+  [train_state]="fuzz/fuzz_train_state.cpp src/train/train_state.cpp src/train/run_settings.cpp"
+  [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
+  [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
 )
-TARGETS=(safetensors config)
-HEADERS=(src/core src/io src/model/config.h)  # what the sources above include
+TARGETS=(safetensors config train_state metrics token_cache)
+HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the sources above include
 
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
 mkdir -p "$OUT/logs"
 
-# Build (only when a source or header is newer than the binary), both targets in parallel.
+# Build (only when a source or header is newer than the binary), the targets in parallel.
 pids=()
 for t in "${TARGETS[@]}"; do
   bin="$OUT/fuzz_$t"

@@ -56,12 +56,19 @@ TEST_P(MapsTest, EqualIndependentRecomputation) {
   const Config& c = model->config;
   const int64_t T = 13, B = 2;
   const auto tokens = random_tokens(B * T, c.vocab_size, 7);
+  // A training pass (every activation kept) with the hook recording: the maps come from the
+  // record, Q, K, V and the attention output from the activations of the same pass.
   Activations acts;
-  run_reference_forward(*model, tokens.data(), B, T, acts);
+  ForwardRecord rec;
+  RunOptions run;
+  run.attention = AttentionKernel::kReference;
+  PassOptions pass;
+  pass.observer = &rec;
+  forward(*model, tokens.data(), nullptr, B, T, acts, run, pass);
   const int64_t P = c.query_heads(), Pk = c.kv_groups(), nc = c.ncomp(), d = c.head_dim;
   const int64_t dv = nc * d;
   for (int64_t b = 0; b < B; ++b) {
-    const AttentionMaps maps = extract_attention_maps(c, acts, b);
+    const AttentionMaps maps = extract_attention_maps(c, rec, b);
     ASSERT_EQ(maps.diff, c.is_diff());
     ASSERT_EQ(maps.layers.size(), static_cast<size_t>(c.num_hidden_layers));
     for (size_t l = 0; l < maps.layers.size(); ++l) {
@@ -156,20 +163,25 @@ TEST(AttentionMaps, ActivationsAreTheForwardPassValues) {
   const int64_t T = 9;
   const auto tokens = random_tokens(T, c.vocab_size, 11);
   Activations acts;
-  run_reference_forward(*model, tokens.data(), 1, T, acts);
+  ForwardRecord rec;
+  RunOptions run;
+  run.attention = AttentionKernel::kReference;
+  PassOptions pass;
+  pass.observer = &rec;
+  forward(*model, tokens.data(), nullptr, 1, T, acts, run, pass);
   // Hidden states leaving layer 0 = entering layer 1; leaving the last = the final stream.
   std::vector<float> h0, h1;
-  append_abs_hidden_states(c, acts, 0, 0, h0);
-  append_abs_hidden_states(c, acts, 1, 0, h1);
+  append_abs_hidden_states(c, rec, 0, 0, h0);
+  append_abs_hidden_states(c, rec, 1, 0, h1);
   ASSERT_EQ(h0.size(), acts.layers[1].x_in.size());
   for (size_t k = 0; k < h0.size(); ++k) EXPECT_EQ(h0[k], std::abs(acts.layers[1].x_in[k]));
   for (size_t k = 0; k < h1.size(); ++k) EXPECT_EQ(h1[k], std::abs(acts.x_final[k]));
   // Logits: one per causal pair, head and map; softmax of the signed logits would give A1, so
   // the largest |logit| bounds the log-ratio of any two probabilities in a row.
   std::vector<float> logits;
-  append_abs_attention_logits(c, acts, 0, 0, logits);
+  append_abs_attention_logits(c, rec, 0, 0, logits);
   EXPECT_EQ(logits.size(), static_cast<size_t>(c.query_heads() * 2 * T * (T + 1) / 2));
-  const AttentionMaps maps = extract_attention_maps(c, acts, 0);
+  const AttentionMaps maps = extract_attention_maps(c, rec, 0);
   const double top = magnitude_statistics(logits).top1;
   for (int64_t i = 0; i < T; ++i)
     for (int64_t j = 0; j <= i; ++j)
@@ -181,8 +193,12 @@ TEST(AttentionMaps, NeedTheReferenceKernel) {
   const auto model = load_model(kGolden + "diff_interleaved_affine");
   const auto tokens = random_tokens(5, model->config.vocab_size, 1);
   Activations acts;
-  forward(*model, tokens.data(), nullptr, 1, 5, acts);  // flash: no maps kept
-  EXPECT_THROW(extract_attention_maps(model->config, acts, 0), Error);
+  ForwardRecord rec;
+  PassOptions pass;
+  pass.observer = &rec;
+  // flash: no maps to record
+  EXPECT_THROW(forward(*model, tokens.data(), nullptr, 1, 5, acts, {}, pass), Error);
+  EXPECT_THROW(extract_attention_maps(model->config, rec, 0), Error);
 }
 
 // ---------------------------------------------------------------- statistics, known answers
@@ -376,9 +392,9 @@ TEST(Report, SelfContainedPageWithEscapedData) {
   const AttentionMaps maps = compute_attention_maps(*model, ids);
   ReportModel rm{"base<line>", &maps, {"a", "</script>", "b\n", "\xff"}, ids, {}};
   rm.stats = statistics_to_json(statistics_from_forward(model->config, [&] {
-    Activations acts;
-    run_reference_forward(*model, ids.data(), 1, 4, acts);
-    return acts;
+    ForwardRecord rec;
+    run_reference_forward(*model, ids.data(), 1, 4, rec);
+    return rec;
   }(), {}));
   const std::string page = render_report_html({rm}, "title <x>");
   // One data block, one script: a token "</script>" cannot end either.

@@ -44,7 +44,7 @@ class FlashTest : public ::testing::TestWithParam<FlashCase> {};
 
 TEST_P(FlashTest, MatchesReference) {
   const FlashCase c = GetParam();
-  AttnDims s;
+  HeadGeometry s;
   s.B = c.B, s.T = c.T, s.Pq = c.Pq, s.Pk = c.Pk, s.ncomp = c.ncomp, s.d = c.d;
   const int64_t dv = s.dv();
   Rng rng(static_cast<uint64_t>(c.B * 1000003 + c.T * 1009 + c.Pq * 101 + c.Pk * 13 +

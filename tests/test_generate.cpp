@@ -115,5 +115,28 @@ TEST(Generate, StopStringsContextLimitsAndSlidingWindow) {
   EXPECT_THROW(generate(m, tok.get(), {{300}}, o), Error);
 }
 
+// A model whose vocabulary (300) is larger than its byte tokenizer's (257) never samples an id
+// the tokenizer cannot print; without a tokenizer the same run does sample such ids (so the
+// check can fail).
+TEST(Generate, SamplesOnlyIdsTheTokenizerCanDecode) {
+  Config c = random_model().config;
+  c.vocab_size = 300;
+  Model m(c);
+  Rng rng(11);
+  for (size_t i = 0; i < m.layout.total; ++i) m.params.data()[i] = static_cast<float>(0.3 * rng.normal());
+  const auto tok = make_byte_tokenizer();
+  GenerateOptions o;
+  o.max_tokens = 40;
+  o.sampling.temperature = 5.0;  // close to uniform: every id has its chance
+  o.seed = 3;
+  const auto with_tok = generate(m, tok.get(), {{72, 105}}, o);
+  for (int32_t id : with_tok[0].ids) EXPECT_LT(id, tok->vocab_size());
+  EXPECT_EQ(with_tok[0].text, tok->decode(with_tok[0].ids));
+  const auto ids_only = generate(m, nullptr, {{72, 105}}, o);
+  EXPECT_TRUE(std::any_of(ids_only[0].ids.begin(), ids_only[0].ids.end(),
+                          [&](int32_t id) { return id >= tok->vocab_size(); }))
+      << "the test needs a run that would sample the extra ids";
+}
+
 }  // namespace
 }  // namespace difftx

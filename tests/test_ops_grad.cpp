@@ -149,8 +149,8 @@ std::string describe(const HeadCase& c) {
          (c.rope_interleaved ? " rope-gptj" : " rope-half");
 }
 
-AttnDims dims_of(const HeadCase& c) {
-  AttnDims a;
+HeadGeometry dims_of(const HeadCase& c) {
+  HeadGeometry a;
   a.B = c.B;
   a.T = c.T;
   a.Pq = c.Pq;
@@ -170,7 +170,7 @@ const HeadCase kHeadCases[] = {
 
 TEST(OpsGrad, QkvToHeadsWithRope) {
   for (const HeadCase& c : kHeadCases) {
-    const AttnDims a = dims_of(c);
+    const HeadGeometry a = dims_of(c);
     const int64_t M = c.B * c.T, nq = c.Pq * c.ncomp, nk = c.Pk * c.ncomp;
     const RopeTable rope = make_rope_table(c.T, c.d, 100.0, c.rope_interleaved);
     Rng rng(7);
@@ -191,7 +191,7 @@ TEST(OpsGrad, QkvToHeadsWithRope) {
 
 TEST(OpsGrad, AttentionReference) {
   for (const HeadCase& c : kHeadCases) {
-    const AttnDims a = dims_of(c);
+    const HeadGeometry a = dims_of(c);
     Rng rng(8);
     Vec Q = test::random_vector<double>(c.B * c.Pq * c.ncomp * c.T * c.d, rng);
     Vec K = test::random_vector<double>(c.B * c.Pk * c.ncomp * c.T * c.d, rng);
@@ -220,7 +220,7 @@ TEST(OpsGrad, AttentionReference) {
 // The maps the reference saves are proper causal softmax rows.
 TEST(OpsGrad, AttentionRowsSumToOneAndAreCausal) {
   const HeadCase c{1, 9, 2, 1, 2, 10, false, true};
-  const AttnDims a = dims_of(c);
+  const HeadGeometry a = dims_of(c);
   Rng rng(9);
   const Vec Q = test::random_vector<double>(c.Pq * 2 * c.T * c.d, rng);
   const Vec K = test::random_vector<double>(c.Pk * 2 * c.T * c.d, rng);

@@ -1,8 +1,11 @@
-// `difftx train` and `difftx eval` end to end: determinism, bit-exact resume after SIGKILL and
-// SIGINT, a disk that fills up during a save, and bad input.
+// `difftx train` and `difftx eval` end to end: determinism, bit-exact resume after SIGKILL,
+// SIGINT and SIGTERM, resume rules (stored options, conflicting flags, --steps extension), the
+// directory lock, val_loss equal to `difftx eval`, a disk that fills up during a save, and bad
+// input.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -185,6 +188,198 @@ TEST_F(TrainCli, BadInputIsAClearError) {
   auto missing = train_args("nothing", 8);
   missing.push_back("--resume");
   expect_error_line(run(missing));
+}
+
+TEST_F(TrainCli, SigtermSavesAndAPlainResumeContinuesWithTheStoredOptions) {
+  const RunResult a = run(train_args("a", 16));
+  ASSERT_EQ(a.status, 0) << report(a);
+  Child c = spawn_difftx(train_args("b", 16), root_ / "logs", {}, 0, 300);
+  wait_for_steps(root_ / "b", 5);
+  ::kill(c.pid, SIGTERM);
+  const RunResult stopped = wait_difftx(c);
+  ASSERT_TRUE(stopped.exited) << report(stopped);
+  EXPECT_EQ(stopped.status, 143) << report(stopped);
+  EXPECT_NE(stopped.err.find("SIGTERM"), std::string::npos) << report(stopped);
+  // No --data, --steps, --batch, --seq...: everything comes from the checkpoint (the token
+  // cache is found through DIFFTX_CACHE, which is not a run option).
+  const RunResult resumed = run({"train", "--out", (root_ / "b").string(), "--resume"},
+                                {"DIFFTX_CACHE=" + (root_ / "cache").string()});
+  ASSERT_EQ(resumed.status, 0) << report(resumed);
+  EXPECT_EQ(losses(root_ / "b"), losses(root_ / "a"));
+  EXPECT_EQ(read_bytes(root_ / "a" / "model.safetensors"), read_bytes(root_ / "b" / "model.safetensors"));
+}
+
+TEST_F(TrainCli, EveryFlagThatWouldChangeTheRunIsRefusedOnResumeNamingBothValues) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  const auto state = read_bytes(root_ / "a" / "train_state.safetensors");
+  const std::string data = (root_ / "train.txt").string(), val = (root_ / "val.txt").string();
+  struct Case {
+    std::string flag, value, stored;
+  };
+  for (const Case& c : std::vector<Case>{{"--batch", "3", "2"},
+                                         {"--seq", "16", "32"},
+                                         {"--seed", "8", "7"},
+                                         {"--accum", "2", "1"},
+                                         {"--lr", "0.01", "0.003"},
+                                         {"--min-lr-ratio", "0.5", "0.1"},
+                                         {"--warmup", "2", "0"},
+                                         {"--schedule", "linear", "cosine"},
+                                         {"--weight-decay", "0.2", "0.1"},
+                                         {"--grad-clip", "2", "1"},
+                                         {"--precision", "bf16", "fp32"},
+                                         {"--eval-windows", "3", "2"},
+                                         {"--tokenizer", "gpt2", "byte"},
+                                         {"--data", val, data},
+                                         {"--val", data, val},
+                                         {"--steps", "3", "4"}}) {
+    const RunResult r = run({"train", "--out", (root_ / "a").string(), "--resume", c.flag, c.value,
+                             "--cache-dir", (root_ / "cache").string()});
+    expect_error_line(r, c.flag);
+    EXPECT_NE(r.err.find(c.stored), std::string::npos) << "the stored value: " << report(r);
+    EXPECT_NE(r.err.find(c.value), std::string::npos) << "the given value: " << report(r);
+  }
+  expect_error_line(run({"train", "--out", (root_ / "a").string(), "--resume", "--preset",
+                         "tiny-llama", "--cache-dir", (root_ / "cache").string()}),
+                    "--preset");
+  // The same values again are fine, and so are flags that only change saving and printing.
+  auto same = train_args("a", 4);
+  same.insert(same.end(), {"--resume", "--log-every", "3", "--attn-stats-every", "2"});
+  const RunResult ok = run(same);
+  EXPECT_EQ(ok.status, 0) << report(ok);
+  EXPECT_EQ(read_bytes(root_ / "a" / "train_state.safetensors").size(), state.size());
+}
+
+TEST_F(TrainCli, StepsExtendARunToTheLossesOfOneLongerRun) {
+  // A constant lr after warm-up (--min-lr-ratio 1) does not depend on the total steps, so the
+  // extended run must match the longer one exactly.
+  auto args = [&](const std::string& out, int steps) {
+    auto v = train_args(out, steps);
+    v.insert(v.end(), {"--min-lr-ratio", "1", "--warmup", "2"});
+    return v;
+  };
+  ASSERT_EQ(run(args("long", 12)).status, 0);
+  ASSERT_EQ(run(args("ext", 6)).status, 0);
+  const RunResult ext = run({"train", "--out", (root_ / "ext").string(), "--resume", "--steps", "12",
+                             "--cache-dir", (root_ / "cache").string()});
+  ASSERT_EQ(ext.status, 0) << report(ext);
+  EXPECT_EQ(losses(root_ / "ext"), losses(root_ / "long"));
+  EXPECT_EQ(read_bytes(root_ / "long" / "model.safetensors"), read_bytes(root_ / "ext" / "model.safetensors"));
+}
+
+TEST_F(TrainCli, ASecondResumeOfARunInProgressFailsOnTheLock) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  auto longer = train_args("a", 400);
+  longer.push_back("--resume");
+  Child first = spawn_difftx(longer, root_ / "logs", {}, 0, 300);
+  wait_for_steps(root_ / "a", 6);
+  fs::create_directories(root_ / "logs2");
+  const RunResult second = run_difftx(longer, root_ / "logs2", 0, 300);
+  expect_error_line(second, "in use by another difftx process (pid " + std::to_string(first.pid) + ")");
+  ::kill(first.pid, SIGTERM);
+  const RunResult stopped = wait_difftx(first);
+  EXPECT_EQ(stopped.status, 143) << report(stopped);
+  // The lock died with its holder: the run can be resumed again.
+  const RunResult again = run({"train", "--out", (root_ / "a").string(), "--resume", "--steps", "5",
+                               "--cache-dir", (root_ / "cache").string()});
+  expect_error_line(again, "--steps");  // below the step reached (at least 6)
+  const auto reached = losses(root_ / "a").rbegin()->first;
+  const RunResult more = run({"train", "--out", (root_ / "a").string(), "--resume", "--steps",
+                              std::to_string(reached + 2), "--cache-dir", (root_ / "cache").string()});
+  EXPECT_EQ(more.status, 0) << report(more);
+}
+
+TEST_F(TrainCli, ValLossEqualsEvalOnTheSameWindows) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  double val_loss = NAN;
+  for (const auto& j : read_metrics(root_ / "a"))
+    if (j.contains("val_loss") && j["step"] == 4) val_loss = j["val_loss"].get<double>();
+  ASSERT_TRUE(std::isfinite(val_loss));
+  // train_args: --seq 32 --batch 2 --eval-windows 2 --threads 2.
+  const RunResult r = run({"eval", "--model", (root_ / "a").string(), "--data",
+                           (root_ / "val.txt").string(), "--seq", "32", "--batch", "2",
+                           "--max-tokens", "64", "--threads", "2", "--cache-dir",
+                           (root_ / "cache").string()});
+  ASSERT_EQ(r.status, 0) << report(r);
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["tokens"].get<int64_t>(), 64);
+  EXPECT_NEAR(j["loss"].get<double>(), val_loss, 1e-9 * val_loss);
+}
+
+TEST_F(TrainCli, AVocabularyTheTokenizerCannotPrintIsRefused) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  json cfg = json::parse(read_text(root_ / "a" / "config.json"));
+  cfg["vocab_size"] = cfg["vocab_size"].get<int64_t>() + 64;  // padded beyond the byte tokenizer
+  write_text(root_ / "big.json", cfg.dump());
+  auto args = train_args("big", 4);
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--preset") {
+      args[i] = "--config";
+      args[i + 1] = (root_ / "big.json").string();
+    }
+  expect_error_line(run(args), "cannot print");
+  EXPECT_FALSE(fs::exists(root_ / "big"));
+}
+
+TEST_F(TrainCli, OutOfRangeNumbersAreOneLineErrorsNamingTheFlag) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  const std::string model = (root_ / "a").string(), text = (root_ / "val.txt").string();
+  struct Case {
+    std::vector<std::string> args;
+    std::string flag;
+  };
+  const std::vector<Case> cases = {
+      {{"init", "--config", "c.json", "--out", "x", "--seed", "-1"}, "--seed"},
+      {{"init", "--config", "c.json", "--out", "x", "--seed", "18446744073709551616"}, "--seed"},
+      {{"eval", "--model", model, "--data", text, "--seq", "0"}, "--seq"},
+      {{"eval", "--model", model, "--data", text, "--seq", "100000"}, "--seq"},
+      {{"eval", "--model", model, "--data", text, "--batch", "-2"}, "--batch"},
+      {{"eval", "--model", model, "--data", text, "--max-tokens", "-1"}, "--max-tokens"},
+      {{"generate", "--model", model, "--prompt", "a", "--max-tokens", "9223372036854775807"}, "--max-tokens"},
+      {{"generate", "--model", model, "--prompt", "a", "--seed", "-1"}, "--seed"},
+      {{"generate", "--model", model, "--prompt", "a", "--temperature", "inf"}, "--temperature"},
+      {{"generate", "--model", model, "--prompt", "a", "--top-k", "-1"}, "--top-k"},
+      {{"generate", "--model", model, "--prompt", "a", "--top-p", "1.5"}, "--top-p"},
+      {{"bench", "--config", "c.json", "--seq", "9223372036854775808"}, "--seq"},
+      {{"bench", "--config", "c.json", "--threads", "100000"}, "--threads"},
+      {{"bench", "--config", "c.json", "--steps", "0"}, "--steps"},
+      {{"train", "--out", model, "--resume", "--steps", "0"}, "--steps"},
+      {{"train", "--out", model, "--resume", "--lr", "nan"}, "--lr"},
+      {{"train", "--out", model, "--resume", "--accum", "0"}, "--accum"},
+      {{"train", "--out", model, "--resume", "--attn-stats-every", "-1"}, "--attn-stats-every"},
+      {{"tokenizer", "train", "--data", text, "--out", "x", "--vocab-size", "5"}, "--vocab-size"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = run(c.args);
+    expect_error_line(r, c.flag);
+    EXPECT_EQ(r.err.find("e+30"), std::string::npos) << "no giant range: " << report(r);
+  }
+}
+
+TEST_F(TrainCli, AWarningFollowedByAnErrorIsStillOneLine) {
+  ASSERT_EQ(run(train_args("a", 4)).status, 0);
+  // A model whose weights file holds one tensor too many (a warning when loaded).
+  fs::copy(root_ / "a", root_ / "w");
+  const auto bytes = read_bytes(root_ / "w" / "model.safetensors");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | bytes[static_cast<size_t>(i)];
+  json header = json::parse(std::string(bytes.begin() + 8, bytes.begin() + 8 + static_cast<long>(n)));
+  const size_t data_size = bytes.size() - 8 - n;
+  header["extra.weight"] = {{"dtype", "F32"}, {"shape", {1}}, {"data_offsets", {data_size, data_size + 4}}};
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::vector<uint8_t> out(8);
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(h.size() >> (8 * i));
+  out.insert(out.end(), h.begin(), h.end());
+  out.insert(out.end(), bytes.begin() + 8 + static_cast<long>(n), bytes.end());
+  out.insert(out.end(), 4, 0);
+  write_bytes(root_ / "w" / "model.safetensors", out);
+  const RunResult warned = run({"inspect", "--model", (root_ / "w").string(), "--tokens", "1,2",
+                                "--out", (root_ / "ok.safetensors").string()});
+  EXPECT_EQ(warned.status, 0) << report(warned);
+  EXPECT_NE(warned.err.find("warning"), std::string::npos) << "the warning shows on success";
+  const RunResult failed = run({"inspect", "--model", (root_ / "w").string(), "--tokens", "1,999999",
+                                "--out", (root_ / "x.safetensors").string()});
+  expect_error_line(failed, "extra.weight");
 }
 
 }  // namespace

@@ -52,20 +52,20 @@ Subject prepare(const std::string& dir, const AttentionJob& job) {
   std::unique_ptr<Tokenizer> tok;
   if (has_tokenizer(dir)) tok = load_tokenizer(dir);
   if (job.text) {
-    check(tok != nullptr, "model " + dir + " has no tokenizer (difftx_tokenizer.json); give "
-                          "token ids with --tokens instead of --text");
-    check(!job.text->empty(), "--text is empty: give some text to look at");
+    check_field(tok != nullptr, "text", ": model ", dir,
+                " has no tokenizer (difftx_tokenizer.json); give token ids (tokens) instead");
+    check_field(!job.text->empty(), "text", " is empty: give some text to look at");
     s.ids = tok->encode(*job.text);
-    check(!s.ids.empty(), "--text encodes to no tokens");
+    check_field(!s.ids.empty(), "text", " encodes to no tokens");
     check(static_cast<int64_t>(s.ids.size()) <= c.max_position_embeddings,
           "the text is " + std::to_string(s.ids.size()) + " tokens long, more than the context of " +
               dir + " (max_position_embeddings " + std::to_string(c.max_position_embeddings) +
               "); shorten the text");
   } else {
     s.ids = parse_token_list(*job.tokens, c.vocab_size);
-    check(static_cast<int64_t>(s.ids.size()) <= c.max_position_embeddings,
-          "--tokens gives " + std::to_string(s.ids.size()) + " tokens, more than the context of " +
-              dir + " (max_position_embeddings " + std::to_string(c.max_position_embeddings) + ")");
+    check_field(static_cast<int64_t>(s.ids.size()) <= c.max_position_embeddings, "tokens",
+                " gives ", s.ids.size(), " tokens, more than the context of ", dir,
+                " (max_position_embeddings ", c.max_position_embeddings, ")");
   }
   check(tok == nullptr || tok->vocab_size() <= c.vocab_size,
         "the tokenizer of " + dir + " has more tokens than the model's vocab_size");
@@ -80,11 +80,11 @@ Subject prepare(const std::string& dir, const AttentionJob& job) {
 }
 
 void compute(Subject& s, const StatisticsOptions& options) {
-  Activations acts;
+  ForwardRecord rec(options.activations);
   const int64_t T = static_cast<int64_t>(s.ids.size());
-  run_reference_forward(*s.model, s.ids.data(), 1, T, acts);
-  s.maps = extract_attention_maps(s.model->config, acts, 0);
-  s.stats = statistics_from_forward(s.model->config, acts, options);
+  run_reference_forward(*s.model, s.ids.data(), 1, T, rec);
+  s.maps = extract_attention_maps(s.model->config, rec, 0);
+  s.stats = statistics_from_forward(s.model->config, rec, options);
 }
 
 std::string fixed(double v, int digits) {
@@ -163,10 +163,10 @@ std::vector<std::string> write_model_outputs(const Subject& s, const fs::path& d
 
 AttentionJobSummary run_attention_job(const AttentionJob& job) {
   check(job.text.has_value() != job.tokens.has_value(),
-        "give exactly one of --text and --tokens");
-  check(std::isfinite(job.threshold) && job.threshold > 0,
-        "--threshold must be a positive number (the sparsity cut on |a|, e.g. 0.1)");
-  check(!job.out_dir.empty(), "--out is empty");
+        "give exactly one of a text and token ids to look at");
+  check_field(std::isfinite(job.threshold) && job.threshold > 0, "threshold",
+              " must be a positive number (the sparsity cut on |a|, e.g. 0.1)");
+  check_field(!job.out_dir.empty(), "out", " is empty");
 
   std::vector<Subject> subjects;
   subjects.push_back(prepare(job.model_dir, job));
@@ -179,9 +179,9 @@ AttentionJobSummary run_attention_job(const AttentionJob& job) {
     const int64_t T = static_cast<int64_t>(subjects[0].ids.size());
     options.span = parse_span(*job.span, T);
     for (const Subject& s : subjects)
-      check(options.span->end < static_cast<int64_t>(s.ids.size()),
-            "--span " + *job.span + " is outside the text as " + s.dir + " tokenises it (" +
-                std::to_string(s.ids.size()) + " tokens)");
+      check_field(options.span->end < static_cast<int64_t>(s.ids.size()), "span", " ",
+                  *job.span, " is outside the text as ", s.dir, " tokenises it (", s.ids.size(),
+                  " tokens)");
   }
 
   StagedDirectory out(job.out_dir);  // fails early when the directory cannot be made

@@ -7,41 +7,70 @@
 
 namespace difftx {
 
-void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B, int64_t T,
-                           Activations& acts) {
-  RunOptions opts;
-  opts.attention = AttentionKernel::kReference;  // keeps the T x T maps
-  forward(model, tokens, nullptr, B, T, acts, opts);
+ForwardRecord::Layer& ForwardRecord::at(int64_t layer) {
+  if (static_cast<int64_t>(layers.size()) <= layer) layers.resize(static_cast<size_t>(layer) + 1);
+  return layers[static_cast<size_t>(layer)];
 }
 
-AttentionMaps extract_attention_maps(const Config& c, const Activations& acts, int64_t b) {
-  check(acts.opts.attention == AttentionKernel::kReference,
-        "attention maps need a forward pass with the reference attention kernel");
-  check(b >= 0 && b < acts.B, "sequence index out of range");
-  const int64_t T = acts.T, TT = T * T, P = c.query_heads(), nc = c.ncomp();
+void ForwardRecord::on_attention(int64_t layer, const AttentionView& v) {
+  check(v.probs != nullptr, "attention maps need a forward pass with the reference attention kernel");
+  geom = v.geom;
+  Layer& L = at(layer);
+  L.lambda = v.lambda;
+  const int64_t maps = v.geom.B * v.geom.Pq * v.geom.ncomp, TT = v.geom.T * v.geom.T;
+  L.probs.assign(v.probs, v.probs + maps * TT);
+  if (keep_activations_) {
+    L.Q.assign(v.Q, v.Q + v.geom.q_size());
+    L.K.assign(v.K, v.K + v.geom.k_size());
+  }
+}
+
+void ForwardRecord::on_layer_output(int64_t layer, const float* x, int64_t rows, int64_t hidden) {
+  if (keep_activations_) at(layer).hidden.assign(x, x + rows * hidden);
+}
+
+void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B, int64_t T,
+                           ForwardRecord& record) {
+  RunOptions opts;
+  opts.attention = AttentionKernel::kReference;  // the kernel that forms the T x T maps
+  PassOptions pass;
+  pass.keep = Keep::kNothing;
+  pass.logits = LogitRows::kNone;
+  pass.observer = &record;
+  record.layers.clear();
+  Activations acts;
+  forward(model, tokens, nullptr, B, T, acts, opts, pass);
+}
+
+AttentionMaps extract_attention_maps(const Config& c, const ForwardRecord& rec, int64_t b) {
+  check(rec.layers.size() == static_cast<size_t>(c.num_hidden_layers) &&
+            !rec.layers.empty() && !rec.layers[0].probs.empty(),
+        "attention maps need a recorded forward pass with the reference attention kernel");
+  const HeadGeometry& g = rec.geom;
+  check(b >= 0 && b < g.B, "sequence index ", b, " out of range");
+  const int64_t T = g.T, TT = T * T, P = g.Pq;
   AttentionMaps maps;
   maps.diff = c.is_diff();
   maps.T = T;
-  maps.layers.resize(acts.layers.size());
-  for (size_t l = 0; l < acts.layers.size(); ++l) {
-    const LayerActivations& a = acts.layers[l];
+  maps.layers.resize(rec.layers.size());
+  for (size_t l = 0; l < rec.layers.size(); ++l) {
+    const ForwardRecord::Layer& r = rec.layers[l];
     LayerMaps& m = maps.layers[l];
     m.heads = P;
-    m.lambda = maps.diff ? a.lambda : 0.f;
-    const float* probs = a.attn_saved.probs.data() + b * P * nc * TT;  // [Pq, ncomp, T, T]
+    m.lambda = maps.diff ? r.lambda : 0.f;
     m.attn.resize(static_cast<size_t>(P * TT));
     if (maps.diff) {
       m.attn1.resize(m.attn.size());
       m.attn2.resize(m.attn.size());
     }
     for (int64_t h = 0; h < P; ++h) {
-      const float* p1 = probs + h * nc * TT;
+      const float* p1 = r.probs.data() + g.map_index(b, h, 0) * TT;
       float* out = m.attn.data() + h * TT;
       if (!maps.diff) {
         std::copy(p1, p1 + TT, out);
         continue;
       }
-      const float* p2 = p1 + TT;
+      const float* p2 = r.probs.data() + g.map_index(b, h, 1) * TT;
       std::copy(p1, p1 + TT, m.attn1.data() + h * TT);
       std::copy(p2, p2 + TT, m.attn2.data() + h * TT);
       for (int64_t k = 0; k < TT; ++k) out[k] = p1[k] - m.lambda * p2[k];
@@ -51,24 +80,33 @@ AttentionMaps extract_attention_maps(const Config& c, const Activations& acts, i
 }
 
 AttentionMaps compute_attention_maps(const Model& model, const std::vector<int32_t>& tokens) {
-  Activations acts;
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  run_reference_forward(model, tokens.data(), 1, T, acts);
-  return extract_attention_maps(model.config, acts, 0);
+  ForwardRecord rec(false);
+  run_reference_forward(model, tokens.data(), 1, static_cast<int64_t>(tokens.size()), rec);
+  return extract_attention_maps(model.config, rec, 0);
 }
 
-void append_abs_attention_logits(const Config& c, const Activations& acts, int64_t layer,
+namespace {
+const ForwardRecord::Layer& recorded_layer(const ForwardRecord& rec, int64_t layer,
+                                           bool need_qk) {
+  check(layer >= 0 && layer < static_cast<int64_t>(rec.layers.size()), "layer ", layer,
+        " was not recorded");
+  const ForwardRecord::Layer& L = rec.layers[static_cast<size_t>(layer)];
+  check(!(need_qk ? L.Q : L.hidden).empty(), "the forward pass was recorded without activations");
+  return L;
+}
+}  // namespace
+
+void append_abs_attention_logits(const Config& /*config*/, const ForwardRecord& rec, int64_t layer,
                                  int64_t b, std::vector<float>& out) {
-  const LayerActivations& a = acts.layers.at(static_cast<size_t>(layer));
-  const int64_t T = acts.T, d = c.head_dim, nc = c.ncomp();
-  const int64_t Pq = c.query_heads(), Pk = c.kv_groups(), rep = Pq / Pk;
+  const ForwardRecord::Layer& L = recorded_layer(rec, layer, true);
+  const HeadGeometry& g = rec.geom;
+  const int64_t T = g.T, d = g.d, nc = g.ncomp;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  out.reserve(out.size() + static_cast<size_t>(Pq * nc * T * (T + 1) / 2));
-  for (int64_t h = 0; h < Pq; ++h)
+  out.reserve(out.size() + static_cast<size_t>(g.Pq * nc * T * (T + 1) / 2));
+  for (int64_t h = 0; h < g.Pq; ++h)
     for (int64_t cmp = 0; cmp < nc; ++cmp) {
-      // Canonical layout: Q [B, Pq, ncomp, T, d], K [B, Pk, ncomp, T, d].
-      const float* q = a.Q.data() + (((b * Pq + h) * nc + cmp) * T) * d;
-      const float* k = a.K.data() + (((b * Pk + h / rep) * nc + cmp) * T) * d;
+      const float* q = L.Q.data() + g.q_off(b, h, cmp);
+      const float* k = L.K.data() + g.k_off(b, g.group_of(h), cmp);
       for (int64_t i = 0; i < T; ++i)
         for (int64_t j = 0; j <= i; ++j) {
           double dot = 0.0;
@@ -78,13 +116,11 @@ void append_abs_attention_logits(const Config& c, const Activations& acts, int64
     }
 }
 
-void append_abs_hidden_states(const Config& c, const Activations& acts, int64_t layer,
-                              int64_t b, std::vector<float>& out) {
-  const size_t next = static_cast<size_t>(layer) + 1;
-  const std::vector<float>& x =
-      next < acts.layers.size() ? acts.layers[next].x_in : acts.x_final;
-  const int64_t n = acts.T * c.hidden_size;
-  for (int64_t k = 0; k < n; ++k) out.push_back(std::abs(x[static_cast<size_t>(b * n + k)]));
+void append_abs_hidden_states(const Config& c, const ForwardRecord& rec, int64_t layer, int64_t b,
+                              std::vector<float>& out) {
+  const ForwardRecord::Layer& L = recorded_layer(rec, layer, false);
+  const int64_t n = rec.geom.T * c.hidden_size;
+  for (int64_t k = 0; k < n; ++k) out.push_back(std::abs(L.hidden[static_cast<size_t>(b * n + k)]));
 }
 
 }  // namespace difftx

@@ -1,6 +1,6 @@
 #pragma once
 // Attention maps read out of a reference forward pass (RunOptions::attention = kReference,
-// which keeps every softmax map), per layer and head, for one sequence of a batch:
+// whose softmax maps the layer hook records), per layer and head, for one sequence of a batch:
 //
 //   differential: A1, A2 (the two softmax maps of each of the H = n/2 heads), lambda, and the
 //                 effective map A1 - lambda * A2 that multiplies V;
@@ -33,13 +33,36 @@ struct AttentionMaps {
   }
 };
 
-// Runs the model over B sequences of T tokens with the reference attention kernel, so that
-// acts holds every map. No loss is computed. Throws Error for bad ids or a T beyond the context.
-void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B, int64_t T,
-                           Activations& acts);
+// What analysis keeps of one forward pass with the reference attention kernel, collected
+// through the layer hook (model/transformer.h LayerObserver): per layer lambda, the
+// probability maps [B, Pq, ncomp, T, T], and -- with keep_activations -- the canonical Q and
+// K and the hidden states leaving the layer. The pass itself keeps nothing else.
+class ForwardRecord : public LayerObserver {
+ public:
+  struct Layer {
+    float lambda = 0.f;
+    std::vector<float> probs, Q, K, hidden;
+  };
+  explicit ForwardRecord(bool keep_activations = true) : keep_activations_(keep_activations) {}
+  void on_attention(int64_t layer, const AttentionView& view) override;
+  void on_layer_output(int64_t layer, const float* x, int64_t rows, int64_t hidden) override;
 
-// The maps of sequence b of a reference forward pass.
-AttentionMaps extract_attention_maps(const Config& config, const Activations& acts,
+  HeadGeometry geom;  // of the pass: B sequences of T tokens
+  std::vector<Layer> layers;
+
+ private:
+  Layer& at(int64_t layer);
+  bool keep_activations_;
+};
+
+// Runs the model over B sequences of T tokens with the reference attention kernel, keeping
+// no activations and computing no logits, and records what analysis needs. Throws Error for
+// bad ids or a T beyond the context.
+void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B, int64_t T,
+                           ForwardRecord& record);
+
+// The maps of sequence b of a recorded pass.
+AttentionMaps extract_attention_maps(const Config& config, const ForwardRecord& record,
                                      int64_t b = 0);
 
 // run_reference_forward + extract_attention_maps for one sequence.
@@ -47,13 +70,13 @@ AttentionMaps compute_attention_maps(const Model& model, const std::vector<int32
 
 // |q_i . k_j| / sqrt(d) for every causal pair (j <= i) of every head and every map (both maps
 // of a differential head) of one layer and sequence, appended to out.
-void append_abs_attention_logits(const Config& config, const Activations& acts, int64_t layer,
-                                 int64_t b, std::vector<float>& out);
+void append_abs_attention_logits(const Config& config, const ForwardRecord& record,
+                                 int64_t layer, int64_t b, std::vector<float>& out);
 
 // The hidden states leaving layer `layer` (the residual stream entering the next layer, or the
 // final stream before the last norm) for sequence b: T * hidden_size values, appended to out
 // as magnitudes.
-void append_abs_hidden_states(const Config& config, const Activations& acts, int64_t layer,
+void append_abs_hidden_states(const Config& config, const ForwardRecord& record, int64_t layer,
                               int64_t b, std::vector<float>& out);
 
 }  // namespace difftx

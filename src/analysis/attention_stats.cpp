@@ -48,8 +48,8 @@ int64_t parse_index(const std::string& s, const std::string& whole) {
   int64_t v = 0;
   const char* end = s.data() + s.size();
   const auto [p, ec] = std::from_chars(s.data(), end, v);
-  check(!s.empty() && ec == std::errc() && p == end,
-        "--span \"" + whole + "\" is not START:END with two whole token indices, e.g. 5:9");
+  check_field(!s.empty() && ec == std::errc() && p == end, "span", " \"", whole,
+              "\" is not START:END with two whole token indices, e.g. 5:9");
   return v;
 }
 
@@ -94,14 +94,14 @@ MapStats map_statistics(const float* map, int64_t T, const MapStatOptions& o) {
 
 Span parse_span(const std::string& text, int64_t T) {
   const size_t colon = text.find(':');
-  check(colon != std::string::npos,
-        "--span \"" + text + "\" is not START:END (token indices, END exclusive), e.g. 5:9");
+  check_field(colon != std::string::npos, "span", " \"", text,
+              "\" is not START:END (token indices, END exclusive), e.g. 5:9");
   Span s{parse_index(text.substr(0, colon), text), parse_index(text.substr(colon + 1), text)};
-  check(s.start >= 0 && s.start < s.end,
-        "--span " + text + ": START must be at least 0 and less than END");
-  check(s.end < T, "--span " + text + " is outside the text: it has " + std::to_string(T) +
-                       " tokens and the span must end before the last one (END <= " +
-                       std::to_string(T - 1) + "), so that some query tokens follow it");
+  check_field(s.start >= 0 && s.start < s.end, "span", " ", text,
+              ": START must be at least 0 and less than END");
+  check_field(s.end < T, "span", " ", text, " is outside the text: it has ", T,
+              " tokens and the span must end before the last one (END <= ", T - 1,
+              "), so that some query tokens follow it");
   return s;
 }
 
@@ -164,26 +164,27 @@ MagnitudeStats magnitude_statistics(std::vector<float> v) {
   return s;
 }
 
-AttentionStatistics statistics_from_forward(const Config& c, const Activations& acts,
+AttentionStatistics statistics_from_forward(const Config& c, const ForwardRecord& rec,
                                             const StatisticsOptions& options) {
+  const int64_t B = rec.geom.B, T = rec.geom.T;
   AttentionStatistics st;
   st.diff = c.is_diff();
-  st.sequences = acts.B;
-  st.T = acts.T;
+  st.sequences = B;
+  st.T = T;
   st.options = options;
-  if (options.span) check(options.span->end < acts.T, "span outside the text");
-  const size_t L = acts.layers.size();
+  if (options.span) check(options.span->end < T, "span outside the text");
+  const size_t L = rec.layers.size();
   const int64_t H = c.query_heads();
   // per_seq[l][h]: one entry per sequence, averaged below.
   std::vector<std::vector<std::vector<MapStats>>> per_seq(L, std::vector<std::vector<MapStats>>(H));
   std::vector<std::vector<std::vector<SpanStats>>> span_seq(L,
                                                             std::vector<std::vector<SpanStats>>(H));
-  for (int64_t b = 0; b < acts.B; ++b) {
-    const AttentionMaps maps = extract_attention_maps(c, acts, b);
+  for (int64_t b = 0; b < B; ++b) {
+    const AttentionMaps maps = extract_attention_maps(c, rec, b);
     for (size_t l = 0; l < L; ++l)
       for (int64_t h = 0; h < H; ++h) {
-        per_seq[l][h].push_back(map_statistics(maps.head(l, h), acts.T, options.maps));
-        if (options.span) span_seq[l][h].push_back(span_statistics(maps.head(l, h), acts.T,
+        per_seq[l][h].push_back(map_statistics(maps.head(l, h), T, options.maps));
+        if (options.span) span_seq[l][h].push_back(span_statistics(maps.head(l, h), T,
                                                                    *options.span));
       }
   }
@@ -193,7 +194,7 @@ AttentionStatistics statistics_from_forward(const Config& c, const Activations& 
   st.layers.resize(L);
   for (size_t l = 0; l < L; ++l) {
     LayerStatistics& ls = st.layers[l];
-    ls.lambda = st.diff ? acts.layers[l].lambda : 0.f;
+    ls.lambda = st.diff ? rec.layers[l].lambda : 0.f;
     for (int64_t h = 0; h < H; ++h) {
       ls.heads.push_back(mean_maps(per_seq[l][h]));
       if (options.span) ls.span_heads.push_back(mean_spans(span_seq[l][h]));
@@ -206,9 +207,9 @@ AttentionStatistics statistics_from_forward(const Config& c, const Activations& 
     }
     if (options.activations) {
       std::vector<float> logits, hidden;
-      for (int64_t b = 0; b < acts.B; ++b) {
-        append_abs_attention_logits(c, acts, static_cast<int64_t>(l), b, logits);
-        append_abs_hidden_states(c, acts, static_cast<int64_t>(l), b, hidden);
+      for (int64_t b = 0; b < B; ++b) {
+        append_abs_attention_logits(c, rec, static_cast<int64_t>(l), b, logits);
+        append_abs_hidden_states(c, rec, static_cast<int64_t>(l), b, hidden);
       }
       all_logits.insert(all_logits.end(), logits.begin(), logits.end());
       all_hidden.insert(all_hidden.end(), hidden.begin(), hidden.end());
@@ -228,9 +229,9 @@ AttentionStatistics statistics_from_forward(const Config& c, const Activations& 
 AttentionStatistics attention_statistics(const Model& model, const int32_t* tokens, int64_t B,
                                          int64_t T, const StatisticsOptions& options) {
   if (options.span) check(options.span->end < T, "span outside the sequence");
-  Activations acts;
-  run_reference_forward(model, tokens, B, T, acts);
-  return statistics_from_forward(model.config, acts, options);
+  ForwardRecord rec(options.activations);
+  run_reference_forward(model, tokens, B, T, rec);
+  return statistics_from_forward(model.config, rec, options);
 }
 
 // ------------------------------------------------------------------------------------- JSON

@@ -91,7 +91,7 @@ struct AttentionStatistics {
 // Statistics of the effective maps of every sequence of a reference forward pass
 // (run_reference_forward). Map and span statistics are averaged over sequences; magnitudes
 // pool every sequence.
-AttentionStatistics statistics_from_forward(const Config& config, const Activations& acts,
+AttentionStatistics statistics_from_forward(const Config& config, const ForwardRecord& record,
                                             const StatisticsOptions& options);
 
 // For training-time monitoring: runs a reference forward over B sequences of T tokens

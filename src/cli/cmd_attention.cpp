@@ -4,6 +4,7 @@
 
 #include "analysis/attention_job.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 
 namespace difftx::cli {
@@ -15,8 +16,7 @@ Runner add_attention(CLI::App& app) {
     bool activations = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory (config.json + model.safetensors)")
-      ->required();
+  add_model_dir(app, o->model, "model directory (config.json + model.safetensors)");
   CLI::Option* text =
       app.add_option("--text", o->text, "text to look at (needs the model's tokenizer)");
   CLI::Option* tokens = app.add_option("--tokens", o->tokens, "comma-separated token ids, e.g. 5,17,3");
@@ -31,6 +31,7 @@ Runner add_attention(CLI::App& app) {
   CLI::Option* compare = app.add_option(
       "--compare", o->compare, "a second model (e.g. the baseline) on the same text, side by side");
   app.add_option("--threshold", o->threshold, "sparsity threshold on |attention|")
+      ->check(real_in(0, 1e30))
       ->capture_default_str();
   app.add_flag("--activations", o->activations,
                "also the largest and median |attention logits| and |hidden states| (Table 5)");

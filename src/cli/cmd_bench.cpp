@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "model/config.h"
 #include "perf/throughput.h"
@@ -23,28 +24,21 @@ Runner add_bench(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("--config", o->config, "config.json of the model to time")->required();
-  app.add_option("--seq", o->seq, "sequence length T")->capture_default_str();
-  app.add_option("--batch", o->batch, "batch size B")->capture_default_str();
+  add_seq(app, o->seq, "sequence length T")->capture_default_str();
+  add_batch(app, o->batch, "batch size B");
   app.add_option("--steps", o->steps, "timed steps (median reported; one warm-up step first)")
-      ->capture_default_str();
+      ->check(integer_in(1, 100000))->capture_default_str();
   app.add_option("--decode-tokens", o->decode_tokens, "tokens decoded at batch 1")
-      ->capture_default_str();
+      ->check(integer_in(0, int64_t{1} << 20))->capture_default_str();
   app.add_option("--precision", o->precision, "matrix products: fp32 or bf16 (f32 accumulate)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
-  app.add_option("--threads", o->threads, "OpenMP threads (default: all cores)");
-  app.add_option("--seed", o->seed, "seed for weights and tokens")->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_threads(app, o->threads);
+  add_seed(app, o->seed, "seed for weights and tokens");
   app.add_flag("--json", o->json, "print one JSON object on stdout");
   return [o]() {
     const Config config = load_config(o->config, LayoutDefaults::kOfficial);
-    check(o->seq >= 1 && o->seq <= config.max_position_embeddings,
-          "--seq must be in [1, max_position_embeddings = " +
-              std::to_string(config.max_position_embeddings) + "]");
-    check(o->batch >= 1 && o->batch <= 4096, "--batch must be in [1, 4096]");
-    check(o->steps >= 1 && o->steps <= 100000, "--steps must be in [1, 100000]");
-    check(o->decode_tokens >= 0, "--decode-tokens must be >= 0");
     check(o->threads >= 0 && o->threads <= 1024, "--threads must be in [1, 1024]");
-    if (o->threads > 0) omp_set_num_threads(o->threads);
     ThroughputOptions opts;
     opts.seq = o->seq;
     opts.batch = o->batch;
@@ -52,6 +46,8 @@ Runner add_bench(CLI::App& app) {
     opts.decode_tokens = o->decode_tokens;
     opts.precision = o->precision == "bf16" ? Precision::kBF16 : Precision::kFP32;
     opts.seed = o->seed;
+    validate(opts, config);  // before the threads are set up: a bad flag fails at once
+    if (o->threads > 0) omp_set_num_threads(o->threads);
     const ThroughputReport r = measure_throughput(config, opts);
     nlohmann::json j{{"model_type", config.is_diff() ? "diffllama" : "llama"},
                      {"parameters", r.parameters},
@@ -75,7 +71,7 @@ Runner add_bench(CLI::App& app) {
                      {"mfu", r.mfu},
                      {"peak_rss_mb", r.peak_rss_mb}};
     if (o->json) {
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", j.dump().c_str());  // main() checks that stdout took it
     } else {
       for (auto it = j.begin(); it != j.end(); ++it)
         std::printf("%-26s %s\n", it.key().c_str(), it.value().dump().c_str());

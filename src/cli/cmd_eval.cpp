@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
@@ -14,30 +15,38 @@ namespace difftx::cli {
 
 Runner add_eval(CLI::App& app) {
   struct Opts {
-    std::string model, data, precision = "fp32", cache_dir;
-    int64_t seq = 0, batch = 4, max_tokens = 0;
+    std::string model;
+    TokenSource tokens;
+    EvalSpec spec;
+    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory (with its tokenizer)")->required();
-  app.add_option("--data", o->data, "text to evaluate on: a file, a folder or a glob")->required();
-  app.add_option("--seq", o->seq, "window length (default: min(1024, max_position_embeddings))");
-  app.add_option("--batch", o->batch, "windows per forward pass")->capture_default_str();
-  app.add_option("--max-tokens", o->max_tokens, "score at most N tokens (0: all)")->capture_default_str();
-  app.add_option("--precision", o->precision, "fp32 or bf16")
-      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
-  app.add_option("--cache-dir", o->cache_dir, "token cache folder (default ~/.cache/difftx)");
+  o->spec.seq = 0;  // 0: min(1024, max_position_embeddings)
+  app.footer(
+      "The loss is the token-weighted mean cross-entropy over the first --max-tokens predicted "
+      "tokens of the text (all when 0), cut into consecutive windows of --seq predictions "
+      "(window w reads tokens w*seq .. w*seq+seq-1 and predicts the next one of each). "
+      "`difftx train` logs val_loss the same way, with --seq and --batch of the run and "
+      "--max-tokens = --eval-windows x --seq.");
+  add_model_dir(app, o->model, "model directory (with its tokenizer)");
+  add_token_source(app, o->tokens, "text to evaluate on: a file, a folder or a glob")->required();
+  add_seq(app, o->spec.seq, "window length (default: min(1024, max_position_embeddings))");
+  add_batch(app, o->spec.batch, "windows per forward pass");
+  app.add_option("--max-tokens", o->spec.max_tokens, "score at most N tokens (0: all)")
+      ->check(integer_in(0, int64_t{1} << 50))->capture_default_str();
+  add_precision(app, o->spec.precision);
+  add_threads(app, o->threads);
   return [o]() {
+    apply_threads(o->threads);
     const auto model = load_model(o->model);
     const auto tok = load_tokenizer(o->model);
-    check(o->batch >= 1 && o->batch <= 4096, "--batch must be in [1, 4096]");
-    check(o->max_tokens >= 0, "--max-tokens must be >= 0");
-    const int64_t T = o->seq > 0 ? o->seq : std::min<int64_t>(1024, model->config.max_position_embeddings);
-    const auto data = TokenData::open(o->data, *tok, o->cache_dir.empty() ? default_cache_dir() : o->cache_dir);
-    const EvalResult r = evaluate_stream(*model, *tok, *data, T, o->batch, o->max_tokens,
-                                         o->precision == "bf16" ? Precision::kBF16 : Precision::kFP32);
+    EvalSpec spec = o->spec;
+    if (spec.seq == 0) spec.seq = std::min<int64_t>(1024, model->config.max_position_embeddings);
+    const auto data = TokenData::open(o->tokens.data, *tok, o->tokens.token_cache_dir());
+    const EvalResult r = evaluate_loss(*model, *data, spec, tok.get());
     std::printf("%s\n", nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity},
                                        {"bits_per_byte", r.bits_per_byte}, {"tokens", r.tokens},
-                                       {"bytes", r.bytes}, {"seq", T}}.dump().c_str());
+                                       {"bytes", r.bytes}, {"seq", spec.seq}}.dump().c_str());
     return 0;
   };
 }

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "infer/generate.h"
@@ -18,37 +20,40 @@ namespace difftx::cli {
 
 Runner add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt, prompt_file, tokens, precision = "fp32";
+    std::string model, prompt, prompt_file, tokens;
     GenerateOptions g;
     bool ids = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory")->required();
+  add_model_dir(app, o->model, "model directory");
   auto* p1 = app.add_option("--prompt", o->prompt, "prompt text");
   auto* p2 = app.add_option("--prompt-file", o->prompt_file,
-                            "file with one prompt per line: all run as one batch, one JSON line each");
+                            "file with one prompt per line (- reads stdin): all run as one batch, one JSON line each");
   auto* p3 = app.add_option("--tokens", o->tokens, "prompt as comma-separated token ids");
   p1->excludes(p2, p3);
   p2->excludes(p3);
-  app.add_option("--max-tokens", o->g.max_tokens, "new tokens to generate")->capture_default_str();
-  app.add_option("--temperature", o->g.sampling.temperature, "0 = greedy")->capture_default_str();
-  app.add_option("--top-k", o->g.sampling.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
-  app.add_option("--top-p", o->g.sampling.top_p, "nucleus sampling, in (0, 1]")->capture_default_str();
-  app.add_option("--repetition-penalty", o->g.sampling.repetition_penalty, "> 1 discourages repeats")->capture_default_str();
-  app.add_option("--seed", o->g.seed, "sampling seed")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--max-tokens", o->g.max_tokens, "new tokens to generate")
+      ->check(integer_in(0, int64_t{1} << 24))->capture_default_str();
+  app.add_option("--temperature", o->g.sampling.temperature, "0 = greedy")
+      ->check(real_in(0, 1e6))->capture_default_str();
+  app.add_option("--top-k", o->g.sampling.top_k, "keep the k most likely tokens (0: off)")
+      ->check(integer_in(0, int64_t{1} << 31))->capture_default_str();
+  app.add_option("--top-p", o->g.sampling.top_p, "nucleus sampling, in (0, 1]")
+      ->check(real_in(0, 1))->capture_default_str();
+  app.add_option("--repetition-penalty", o->g.sampling.repetition_penalty, "> 1 discourages repeats")
+      ->check(real_in(0, 1e6))->capture_default_str();
+  add_seed(app, o->g.seed, "sampling seed");
   app.add_option("--stop", o->g.stops, "stop when this text appears (repeatable)");
   app.add_flag("--ids", o->ids, "print generated ids, comma-separated, instead of text");
   app.add_flag("--sliding-window", o->g.sliding_window,
                "continue past the context by keeping its last half");
-  app.add_option("--precision", o->precision, "fp32 or bf16")
-      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  add_precision(app, o->g.run.precision);
   return [o]() {
     const auto model = load_model(o->model);
     std::unique_ptr<Tokenizer> tok;
     if (has_tokenizer(o->model)) tok = load_tokenizer(o->model);
     check(!o->prompt.empty() || !o->prompt_file.empty() || !o->tokens.empty(),
           "give --prompt TEXT, --prompt-file FILE or --tokens IDS (a non-empty prompt)");
-    o->g.run.precision = o->precision == "bf16" ? Precision::kBF16 : Precision::kFP32;
     auto need_tokenizer = [&] {
       check(tok != nullptr, o->model + " has no tokenizer; use --tokens IDS (and --ids)");
     };
@@ -61,7 +66,7 @@ Runner add_generate(CLI::App& app) {
       prompts.push_back(tok->encode(o->prompt));
     } else {
       need_tokenizer();
-      std::istringstream in(read_file_text(o->prompt_file));
+      std::istringstream in(read_input_text(o->prompt_file));
       for (std::string line; std::getline(in, line);) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
@@ -77,12 +82,11 @@ Runner add_generate(CLI::App& app) {
     if (!batch)  // one prompt: stream to stdout as tokens arrive
       stream = [&](int64_t, const std::string& text, int32_t id) {
         if (as_ids) {
-          std::printf("%s%d", first_id ? "" : ",", id);
+          write_stdout((first_id ? "" : ",") + std::to_string(id));
           first_id = false;
         } else {
-          std::fwrite(text.data(), 1, text.size(), stdout);
+          write_stdout(text);
         }
-        std::fflush(stdout);
       };
     const auto results = generate(*model, tok.get(), prompts, o->g, stream);
     if (!batch) {

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "io/checkpoint.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -19,9 +20,7 @@ Runner add_init(CLI::App& app) {
       ->required();
   app.add_option("--out", o->out, "new model directory to create (must not exist or be empty)")
       ->required();
-  app.add_option("--seed", o->seed, "random seed for the initial weights")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_seed(app, o->seed, "random seed for the initial weights");
   return [o]() {
     const Config config = load_config(o->config, LayoutDefaults::kOfficial);
     Model model(config);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/buffer.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
@@ -18,8 +19,7 @@ Runner add_inspect(CLI::App& app) {
     bool grads = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--model", o->model, "model directory (config.json + model.safetensors)")
-      ->required();
+  add_model_dir(app, o->model, "model directory (config.json + model.safetensors)");
   app.add_option("--tokens", o->tokens, "comma-separated token ids, e.g. 5,17,3")->required();
   app.add_option("--out", o->out, "output .safetensors file (logits, loss[, grad.*])")
       ->required();

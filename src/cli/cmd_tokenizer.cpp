@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/output.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "io/tokenizer.h"
@@ -29,12 +31,6 @@ struct TokenizerChoice {
   }
 };
 
-void write_stdout(const std::string& bytes) {
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size())
-    throw Error("cannot write to standard output");
-  std::fflush(stdout);
-}
-
 }  // namespace
 
 Runner add_tokenizer(CLI::App& app) {
@@ -52,7 +48,7 @@ Runner add_tokenizer(CLI::App& app) {
       ->required();
   train->add_option("--vocab-size", o->train.vocab_size,
                     "vocabulary size, including 256 byte tokens and <unk> <s> </s>")
-      ->required();
+      ->check(integer_in(260, 1 << 20))->required();
   train->add_option("--out", o->train.out_dir,
                     "new directory for tokenizer.model and difftx_tokenizer.json (must not exist or be "
                     "empty)")
@@ -62,15 +58,15 @@ Runner add_tokenizer(CLI::App& app) {
       ->capture_default_str();
   train->add_option("--character-coverage", o->train.character_coverage,
                     "share of characters given their own pieces; rarer ones use byte fallback")
-      ->capture_default_str();
+      ->check(real_in(0, 1))->capture_default_str();
   train->add_option("--threads", o->train.num_threads, "trainer threads (0: all cores)")
-      ->capture_default_str();
+      ->check(integer_in(0, 1024))->capture_default_str();
   train->add_flag("--verbose", o->train.verbose, "show sentencepiece's training log");
 
   CLI::App* encode = app.add_subcommand("encode", "Print the token ids of a text");
   o->enc_tok.add_to(*encode);
   encode->add_option("--text", o->text, "the text to encode");
-  encode->add_option("--file", o->file, "a file to encode (its bytes, as they are)");
+  encode->add_option("--file", o->file, "a file to encode (its bytes, as they are; - reads stdin)");
 
   CLI::App* decode = app.add_subcommand("decode", "Write the text (bytes) of token ids to stdout");
   o->dec_tok.add_to(*decode);
@@ -91,7 +87,7 @@ Runner add_tokenizer(CLI::App& app) {
       check(encode->count("--text") + encode->count("--file") == 1,
             "give exactly one of --text or --file");
       const auto tok = o->enc_tok.load();
-      const std::string input = o->file.empty() ? o->text : read_file_text(o->file);
+      const std::string input = o->file.empty() ? o->text : read_input_text(o->file);
       const auto ids = tok->encode(input);
       std::string line;
       for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);

@@ -1,25 +1,41 @@
 // difftx: the command-line program. Every error ends as one line "difftx: error: ..." on
 // stderr and exit status 2.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <new>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/options.h"
+#include "core/cleanup.h"
 #include "core/error.h"
 
 namespace {
 int fail(const std::string& message) {
-  std::string one_line = message;
+  std::string one_line = message + difftx::cli::held_warnings();
   for (char& ch : one_line)
     if (ch == '\n' || ch == '\r') ch = ' ';
   std::fprintf(stderr, "difftx: error: %s\n", one_line.c_str());
   return 2;
 }
+
+// Results printed on stdout must not be lost silently (a full disk, a closed pipe): the
+// buffered rest is flushed here and any failed write, now or earlier, is an error.
+int finish_stdout(int status) {
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    const std::string why = errno != 0 ? std::strerror(errno) : "write error";
+    return fail("cannot write the results to standard output: " + why);
+  }
+  return status;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  difftx::cli::hold_warnings();
   CLI::App app{"difftx: the Differential Transformer, trained and run natively on the CPU"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "difftx 0.1.0");
@@ -55,12 +71,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (run with --help for usage)");
   }
+  difftx::install_cleanup_on_signals();
   try {
     for (auto& [sub, run] : runners)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        const int status = finish_stdout(run());
+        difftx::cli::release_warnings();
+        return finish_stdout(status);
+      }
     return fail("no command given (run with --help for usage)");
   } catch (const difftx::Error& e) {
-    return fail(e.what());
+    return fail(difftx::cli::user_message(e));
   } catch (const std::bad_alloc&) {
     return fail("out of memory; try smaller sizes");
   } catch (const std::exception& e) {

@@ -4,13 +4,22 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace difftx {
 
 // Bad input (file, config, flag, value): the user can fix it.
+// An error about one option value names the option's *field* (e.g. "batch", "min_lr_ratio"),
+// never a command-line flag: the message starts with the field name and field() returns it,
+// so the CLI can show the flag the user typed instead (src/cli/options.h).
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
+  explicit Error(const std::string& what, std::string field = {})
+      : std::runtime_error(what), field_(std::move(field)) {}
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
 };
 
 namespace detail {
@@ -19,6 +28,15 @@ template <class... Parts>
   std::ostringstream out;
   (out << ... << parts);
   throw Error(out.str());
+}
+
+template <class... Parts>
+[[noreturn]] __attribute__((noinline, cold)) void fail_field(const char* field,
+                                                               const Parts&... parts) {
+  std::ostringstream out;
+  out << field;
+  (out << ... << parts);
+  throw Error(out.str(), field);
 }
 }  // namespace detail
 
@@ -29,6 +47,13 @@ template <class... Parts>
 template <class... Parts>
 inline void check(bool cond, const Parts&... parts) {
   if (__builtin_expect(!cond, 0)) detail::fail_with(parts...);
+}
+
+// Like check, for the value of an option field: the message is the field name followed by
+// `parts`, and the Error carries the field: check_field(b >= 1, "batch", " must be >= 1").
+template <class... Parts>
+inline void check_field(bool cond, const char* field, const Parts&... parts) {
+  if (__builtin_expect(!cond, 0)) detail::fail_field(field, parts...);
 }
 
 // Called for recoverable problems that are not errors (e.g. an unknown tensor in a checkpoint).

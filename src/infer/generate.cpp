@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "infer/kv_cache.h"
+#include "infer/kv_session.h"
 #include "io/tokenizer.h"
 
 namespace difftx {
@@ -40,28 +40,29 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
                                 const GenerateOptions& opts, const TokenCallback& on_token) {
   const Config& c = model.config;
   validate(opts.sampling);
-  check(opts.max_tokens >= 0, "--max-tokens must be >= 0");
+  check_field(opts.max_tokens >= 0, "max_tokens", " must be >= 0");
   check(!prompts.empty(), "no prompt given");
-  for (const auto& s : opts.stops) check(!s.empty(), "--stop strings must not be empty");
+  for (const auto& s : opts.stops) check_field(!s.empty(), "stop", " strings must not be empty");
   int64_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    check(!prompts[i].empty(), "prompt " + std::to_string(i + 1) + " is empty");
+    check(!prompts[i].empty(), "prompt ", i + 1, " is empty");
     for (int32_t id : prompts[i])
-      check(id >= 0 && id < c.vocab_size, "token id " + std::to_string(id) +
-                                              " is out of range [0, " +
-                                              std::to_string(c.vocab_size) + ")");
+      check(id >= 0 && id < c.vocab_size, "token id ", id, " is out of range [0, ", c.vocab_size,
+            ")");
     longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[i].size()));
   }
   const int64_t ctx = c.max_position_embeddings;
   if (!opts.sliding_window) {
-    check(longest + opts.max_tokens <= ctx,
-          "prompt (" + std::to_string(longest) + " tokens) + --max-tokens (" +
-              std::to_string(opts.max_tokens) + ") exceeds the model's context of " +
-              std::to_string(ctx) + " tokens; shorten them or pass --sliding-window");
+    check_field(opts.max_tokens <= ctx - longest, "max_tokens", " (", opts.max_tokens,
+                ") plus the longest prompt (", longest, " tokens) exceed the model's context of ",
+                ctx, " tokens; lower it, shorten the prompt or use a sliding window");
   } else {
     check(longest <= ctx, "a prompt of " + std::to_string(longest) +
                               " tokens exceeds the model's context of " + std::to_string(ctx));
   }
+  // Only ids the tokenizer can print are sampled: a model whose vocabulary is larger than its
+  // tokenizer's (padding rows, a config with a rounded vocab_size) never emits the extra ids.
+  const int64_t sample_vocab = tok ? std::min<int64_t>(c.vocab_size, tok->vocab_size()) : c.vocab_size;
   const int64_t B = static_cast<int64_t>(prompts.size());
   const int64_t cap = std::min(ctx, longest + opts.max_tokens + 1);
   KvSession session(model, std::max<int64_t>(cap, 1), opts.run, B);
@@ -118,7 +119,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
 
   for (int64_t b = 0; b < B; ++b)
     if (!seqs[b].done)
-      accept(b, sample_token(first_logits.data() + b * c.vocab_size, c.vocab_size,
+      accept(b, sample_token(first_logits.data() + b * c.vocab_size, sample_vocab,
                              seqs[b].history, opts.sampling, seqs[b].rng));
   while (true) {
     std::vector<int64_t> rows;
@@ -138,7 +139,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
     const std::vector<float>& logits = session.decode(rows, next);
     for (size_t i = 0; i < rows.size(); ++i) {
       Sequence& s = seqs[rows[i]];
-      accept(rows[i], sample_token(logits.data() + i * c.vocab_size, c.vocab_size, s.history,
+      accept(rows[i], sample_token(logits.data() + i * c.vocab_size, sample_vocab, s.history,
                                    opts.sampling, s.rng));
     }
   }

@@ -10,12 +10,13 @@
 namespace difftx {
 
 void validate(const SamplingOptions& o) {
-  check(std::isfinite(o.temperature) && o.temperature >= 0,
-        "--temperature must be a finite number >= 0");
-  check(o.top_k >= 0, "--top-k must be >= 0 (0 turns it off)");
-  check(std::isfinite(o.top_p) && o.top_p > 0 && o.top_p <= 1, "--top-p must be in (0, 1]");
-  check(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0,
-        "--repetition-penalty must be a finite number > 0");
+  check_field(std::isfinite(o.temperature) && o.temperature >= 0, "temperature",
+              " must be a finite number >= 0");
+  check_field(o.top_k >= 0, "top_k", " must be >= 0 (0 turns it off)");
+  check_field(std::isfinite(o.top_p) && o.top_p > 0 && o.top_p <= 1, "top_p",
+              " must be in (0, 1]");
+  check_field(std::isfinite(o.repetition_penalty) && o.repetition_penalty > 0,
+              "repetition_penalty", " must be a finite number > 0");
 }
 
 int32_t sample_token(const float* logits, int64_t vocab, const std::vector<int32_t>& history,

@@ -19,7 +19,9 @@ struct SamplingOptions {
 // Throws Error naming the flag when a value is out of range (NaN included).
 void validate(const SamplingOptions& o);
 
-// `history` holds the ids of the sequence so far (for the repetition penalty).
+// Draws one of the ids 0..vocab-1 from logits[0..vocab-1] (a caller may pass fewer ids than the
+// model has, to exclude the ones its tokenizer cannot decode). `history` holds the ids of the
+// sequence so far (for the repetition penalty).
 int32_t sample_token(const float* logits, int64_t vocab, const std::vector<int32_t>& history,
                      const SamplingOptions& o, Rng& rng);
 

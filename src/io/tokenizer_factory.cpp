@@ -107,7 +107,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
     throw Error("no tokenizer in " + model_dir + " (" + path + " is missing)");
   const auto j = nlohmann::json::parse(read_file_text(path), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw Error(path + " is not a JSON object");
-  if (j.value("format", std::string()) != kFormat) {
+  // Types are checked before any get<>, so a wrong type is this file's error, never a JSON
+  // library exception.
+  if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != kFormat) {
     if (j.contains("model") && j.contains("added_tokens"))
       throw Error(path + " is a Hugging Face tokenizer file, not a difftx tokenizer descriptor");
     throw Error(path + " is not a difftx tokenizer descriptor (no \"format\": \"" + kFormat +
@@ -154,7 +156,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
   if (s == "byte") return make_byte_tokenizer();
   if (s == "gpt2" || starts_with(s, "gpt2:")) {
     const std::string dir = s == "gpt2" ? default_gpt2_dir() : s.substr(5);
-    if (dir.empty()) throw Error("--tokenizer gpt2:DIR needs a directory");
+    if (dir.empty()) throw Error("tokenizer gpt2:DIR needs a directory", "tokenizer");
     std::error_code ec;
     if (!fs::is_regular_file(fs::path(dir) / "encoder.json", ec) ||
         !fs::is_regular_file(fs::path(dir) / "vocab.bpe", ec))
@@ -166,7 +168,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
   for (const std::string_view prefix : {"spm:", "sentencepiece:"}) {
     if (!starts_with(s, prefix)) continue;
     std::string path = s.substr(prefix.size());
-    if (path.empty()) throw Error("--tokenizer spm:FILE.model needs a file");
+    if (path.empty()) throw Error("tokenizer spm:FILE.model needs a file", "tokenizer");
     std::error_code ec;
     if (fs::is_directory(path, ec)) path = (fs::path(path) / "tokenizer.model").string();
     return load_sentencepiece_tokenizer(path);

@@ -281,7 +281,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 constexpr size_t kMaxSentence = 4096;
 
 std::vector<std::string> collect_training_files(const std::vector<std::string>& inputs) {
-  check(!inputs.empty(), "no training data given (--data PATH)");
+  check_field(!inputs.empty(), "data", ": no training data given");
   std::vector<std::string> files;
   for (const std::string& in : inputs) {
     std::error_code ec;
@@ -367,14 +367,14 @@ void train_sentencepiece(const SentencePieceTrainOptions& o) {
   check(o.model_type == "unigram" || o.model_type == "bpe",
         "unknown sentencepiece model type \"" + o.model_type + "\" (expected unigram or bpe)");
   // 256 byte pieces + <unk> <s> </s> + at least one learned piece.
-  check(o.vocab_size >= 260, "--vocab-size " + std::to_string(o.vocab_size) +
-                                 " is too small: it must be at least 260 (256 byte tokens, "
-                                 "<unk>, <s>, </s> and one learned piece)");
-  check(o.vocab_size <= (1 << 20), "--vocab-size " + std::to_string(o.vocab_size) +
-                                       " is too large (at most 1048576)");
-  check(o.character_coverage > 0.0 && o.character_coverage <= 1.0,
-        "character coverage must be in (0, 1]");
-  check(!o.out_dir.empty(), "no output directory given (--out DIR)");
+  check_field(o.vocab_size >= 260, "vocab_size", " ", o.vocab_size,
+              " is too small: it must be at least 260 (256 byte tokens, <unk>, <s>, </s> and one "
+              "learned piece)");
+  check_field(o.vocab_size <= (1 << 20), "vocab_size", " ", o.vocab_size,
+              " is too large (at most 1048576)");
+  check_field(o.character_coverage > 0.0 && o.character_coverage <= 1.0, "character_coverage",
+              " must be in (0, 1], got ", o.character_coverage);
+  check_field(!o.out_dir.empty(), "out", ": no output directory given");
   const std::vector<std::string> files = collect_training_files(o.inputs);
   size_t total = 0;
   for (const auto& f : files) {

@@ -4,19 +4,9 @@
 #include <cmath>
 
 namespace difftx {
-namespace {
-template <class F>
-const F* q_map(const AttnDims& s, const F* Q, int64_t b, int64_t h, int64_t c) {
-  return Q + (((b * s.Pq + h) * s.ncomp + c) * s.T) * s.d;
-}
-template <class F>
-const F* k_map(const AttnDims& s, const F* K, int64_t b, int64_t g, int64_t c) {
-  return K + (((b * s.Pk + g) * s.ncomp + c) * s.T) * s.d;
-}
-}  // namespace
 
 template <class F>
-void attention_forward_reference(const AttnDims& s, const F* Q, const F* K, const F* V,
+void attention_forward_reference(const HeadGeometry& s, const F* Q, const F* K, const F* V,
                                  F lambda, F* O, AttentionSaved<F>& saved) {
   const int64_t T = s.T, d = s.d, dv = s.dv(), rep = s.rep();
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
@@ -27,9 +17,9 @@ void attention_forward_reference(const AttnDims& s, const F* Q, const F* K, cons
       const int64_t g = h / rep;
       // Probabilities of each map.
       for (int64_t c = 0; c < s.ncomp; ++c) {
-        const F* q = q_map(s, Q, b, h, c);
-        const F* k = k_map(s, K, b, g, c);
-        F* P = saved.probs.data() + ((b * s.Pq + h) * s.ncomp + c) * T * T;
+        const F* q = Q + s.q_off(b, h, c);
+        const F* k = K + s.k_off(b, g, c);
+        F* P = saved.probs.data() + s.map_index(b, h, c) * T * T;
         for (int64_t i = 0; i < T; ++i) {
           F* row = P + i * T;
           double mx = -INFINITY;
@@ -45,10 +35,10 @@ void attention_forward_reference(const AttnDims& s, const F* Q, const F* K, cons
         }
       }
       // O = (P1 - lambda P2) V
-      const F* v = V + (b * s.Pk + g) * T * dv;
-      const F* P1 = saved.probs.data() + ((b * s.Pq + h) * s.ncomp) * T * T;
+      const F* v = V + s.v_off(b, g);
+      const F* P1 = saved.probs.data() + s.map_index(b, h, 0) * T * T;
       for (int64_t i = 0; i < T; ++i) {
-        F* o = O + (b * T + i) * (s.Pq * dv) + h * dv;
+        F* o = O + s.o_off(b, i, h);
         for (int64_t e = 0; e < dv; ++e) {
           double acc = 0.0;
           for (int64_t j = 0; j <= i; ++j) {
@@ -64,7 +54,7 @@ void attention_forward_reference(const AttnDims& s, const F* Q, const F* K, cons
 }
 
 template <class F>
-F attention_backward_reference(const AttnDims& s, const F* Q, const F* K, const F* V, F lambda,
+F attention_backward_reference(const HeadGeometry& s, const F* Q, const F* K, const F* V, F lambda,
                                const AttentionSaved<F>& saved, const F* dO, F* dQ, F* dK,
                                F* dV) {
   const int64_t T = s.T, d = s.d, dv = s.dv(), rep = s.rep();
@@ -75,18 +65,18 @@ F attention_backward_reference(const AttnDims& s, const F* Q, const F* K, const 
 #pragma omp parallel for collapse(2) schedule(static) reduction(+ : dlambda)
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t g = 0; g < s.Pk; ++g) {
-      const F* v = V + (b * s.Pk + g) * T * dv;
-      F* dv_g = dV + (b * s.Pk + g) * T * dv;
+      const F* v = V + s.v_off(b, g);
+      F* dv_g = dV + s.v_off(b, g);
       std::fill(dv_g, dv_g + T * dv, F(0));
       for (int64_t c = 0; c < s.ncomp; ++c) {
-        F* dk = dK + (((b * s.Pk + g) * s.ncomp + c) * T) * d;
+        F* dk = dK + s.k_off(b, g, c);
         std::fill(dk, dk + T * d, F(0));
       }
       std::vector<double> dP(static_cast<size_t>(T));  // dO_i . V_j for one query row
       for (int64_t h = g * rep; h < (g + 1) * rep; ++h) {
-        const F* P1 = saved.probs.data() + ((b * s.Pq + h) * s.ncomp) * T * T;
+        const F* P1 = saved.probs.data() + s.map_index(b, h, 0) * T * T;
         for (int64_t i = 0; i < T; ++i) {
-          const F* dO_i = dO + (b * T + i) * (s.Pq * dv) + h * dv;
+          const F* dO_i = dO + s.o_off(b, i, h);
           // dV_j += (P1 - lambda P2)_ij dO_i ; dP_ij = dO_i . V_j
           for (int64_t j = 0; j <= i; ++j) {
             double a = P1[i * T + j];
@@ -107,10 +97,10 @@ F attention_backward_reference(const AttnDims& s, const F* Q, const F* K, const 
             // softmax backward: dS_j = P_j (dA_j - sum_k P_k dA_k), dA = coef * dP
             double rowdot = 0.0;
             for (int64_t j = 0; j <= i; ++j) rowdot += P[j] * coef * dP[j];
-            const F* q = q_map(s, Q, b, h, c) + i * d;
-            const F* k = k_map(s, K, b, g, c);
-            F* dq = dQ + (((b * s.Pq + h) * s.ncomp + c) * T + i) * d;
-            F* dk = dK + (((b * s.Pk + g) * s.ncomp + c) * T) * d;
+            const F* q = Q + s.q_off(b, h, c) + i * d;
+            const F* k = K + s.k_off(b, g, c);
+            F* dq = dQ + s.q_off(b, h, c, i);
+            F* dk = dK + s.k_off(b, g, c);
             std::fill(dq, dq + d, F(0));
             for (int64_t j = 0; j <= i; ++j) {
               const double dS = P[j] * (coef * dP[j] - rowdot) * scale;
@@ -155,9 +145,9 @@ void lambda_backward(F dlambda, const F* q1, const F* k1, const F* q2, const F* 
 }
 
 #define DIFFTX_INSTANTIATE(F)                                                                  \
-  template void attention_forward_reference<F>(const AttnDims&, const F*, const F*, const F*,  \
+  template void attention_forward_reference<F>(const HeadGeometry&, const F*, const F*, const F*,  \
                                                F, F*, AttentionSaved<F>&);                     \
-  template F attention_backward_reference<F>(const AttnDims&, const F*, const F*, const F*, F, \
+  template F attention_backward_reference<F>(const HeadGeometry&, const F*, const F*, const F*, F, \
                                              const AttentionSaved<F>&, const F*, F*, F*, F*);  \
   template F lambda_forward<F>(const F*, const F*, const F*, const F*, int64_t, F);            \
   template void lambda_backward<F>(F, const F*, const F*, const F*, const F*, int64_t, F*, F*, \

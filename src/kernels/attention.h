@@ -16,13 +16,30 @@
 
 namespace difftx {
 
-struct AttnDims {
+// The one description of the canonical head geometry: every kernel, the KV cache (a tensor
+// of the same layout with T = its capacity) and analysis index through these offsets.
+struct HeadGeometry {
   int64_t B = 1, T = 1;
   int64_t Pq = 1, Pk = 1;  // query heads, key/value groups (Pq % Pk == 0)
   int64_t ncomp = 1;       // 2 for differential attention
   int64_t d = 1;           // width of one query/key sub-head
   int64_t dv() const { return ncomp * d; }
   int64_t rep() const { return Pq / Pk; }
+  int64_t group_of(int64_t h) const { return h / rep(); }
+  // Element offsets of row t of query map (h, c), key map (g, c), value head g, and of head
+  // h's columns in output row (b, t).
+  // Index of query map (h, c) of sequence b among all B * Pq * ncomp maps.
+  int64_t map_index(int64_t b, int64_t h, int64_t c) const { return (b * Pq + h) * ncomp + c; }
+  int64_t q_off(int64_t b, int64_t h, int64_t c, int64_t t = 0) const {
+    return (map_index(b, h, c) * T + t) * d;
+  }
+  int64_t k_off(int64_t b, int64_t g, int64_t c, int64_t t = 0) const {
+    return (((b * Pk + g) * ncomp + c) * T + t) * d;
+  }
+  int64_t v_off(int64_t b, int64_t g, int64_t t = 0) const { return ((b * Pk + g) * T + t) * dv(); }
+  int64_t o_off(int64_t b, int64_t t, int64_t h = 0) const { return (b * T + t) * Pq * dv() + h * dv(); }
+  int64_t q_size() const { return B * Pq * ncomp * T * d; }  // floats of Q (and of O)
+  int64_t k_size() const { return B * Pk * ncomp * T * d; }  // floats of K (and of V)
 };
 
 template <class F>
@@ -31,12 +48,12 @@ struct AttentionSaved {
 };
 
 template <class F>
-void attention_forward_reference(const AttnDims& dims, const F* Q, const F* K, const F* V,
+void attention_forward_reference(const HeadGeometry& dims, const F* Q, const F* K, const F* V,
                                  F lambda, F* O, AttentionSaved<F>& saved);
 
 // Writes dQ, dK, dV (overwritten) and returns dL/dlambda (0 for standard attention).
 template <class F>
-F attention_backward_reference(const AttnDims& dims, const F* Q, const F* K, const F* V,
+F attention_backward_reference(const HeadGeometry& dims, const F* Q, const F* K, const F* V,
                                F lambda, const AttentionSaved<F>& saved, const F* dO, F* dQ,
                                F* dK, F* dV);
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/vec_math.h"
+#include "kernels/simd.h"
 
 namespace difftx {
 namespace {

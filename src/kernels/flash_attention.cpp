@@ -1,9 +1,6 @@
 #include "kernels/flash_attention.h"
 
 #include <omp.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +9,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "kernels/simd.h"
 
 // Design notes.
 //
@@ -41,79 +39,11 @@
 namespace difftx {
 namespace {
 
-// Vector width in floats: one native register (GCC vector extensions, so the code also builds,
-// slower, without -march=native).
-#if defined(__AVX512F__)
-constexpr int W = 16;
-#elif defined(__AVX__)
-constexpr int W = 8;
-#else
-constexpr int W = 4;
-#endif
-typedef float vf __attribute__((vector_size(W * sizeof(float))));
-typedef int32_t vi __attribute__((vector_size(W * sizeof(int32_t))));
+using namespace simd;
 
 constexpr int64_t BQ = 64;  // query rows per block
 constexpr int64_t BK = 64;  // keys per block
 static_assert(BQ % W == 0 && BK % W == 0, "blocks must be whole vectors");
-
-inline vf loadu(const float* p) {
-  vf v;
-  __builtin_memcpy(&v, p, sizeof(vf));
-  return v;
-}
-inline void storeu(float* p, vf v) { __builtin_memcpy(p, &v, sizeof(vf)); }
-// A broadcast (not vf{} + x, which costs an add since -0 + 0 != -0, nor an element loop,
-// which GCC turns into W masked inserts).
-inline vf splat(float x) {
-#if defined(__AVX512F__)
-  return _mm512_set1_ps(x);
-#elif defined(__AVX__)
-  return _mm256_set1_ps(x);
-#elif defined(__SSE__)
-  return _mm_set1_ps(x);
-#else
-  vf v;
-  for (int i = 0; i < W; ++i) v[i] = x;
-  return v;
-#endif
-}
-inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-inline vi iota() {  // {0, 1, ..., W - 1}
-  vi v;
-  for (int i = 0; i < W; ++i) v[i] = i;
-  return v;
-}
-
-// exp(x) to about 2 ulp (Cephes expf: Cody-Waite reduction, degree-6 polynomial); 0 for
-// x < -86.5 (including -inf), which flushes values below 3e-38 in magnitude.
-inline vf vexp(vf x) {
-  const vf lo = splat(-86.5f), hi = splat(88.0f);
-  vf xc = x < lo ? lo : x;
-  xc = xc > hi ? hi : xc;
-  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const vf n = (xc * 1.44269504088896341f + magic) - magic;
-  vf r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const vf y = p * (r * r) + r + 1.0f;
-  const vi e = __builtin_convertvector(n, vi) << 23;
-  const vf res = reinterpret_cast<vf>(reinterpret_cast<vi>(y) + e);
-  return x < lo ? vf{} : res;
-}
-
-// Left alone, GCC folds the B loads into memory operands of the FMAs when registers are
-// plentiful (R < 6), loading each B vector R times and making the kernel load-bound.
-inline void keep_in_register([[maybe_unused]] vf& x) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  asm("" : "+v"(x));
-#endif
-}
 
 // C[R x NV*W] (=|+=) sum_k A(r, k) B[k, :], A(r, k) = A[r * ars + k * acs].
 template <int R, int NV>
@@ -211,21 +141,20 @@ inline void scale_row(float* y, int64_t n, float a) {
   for (; e < n; ++e) y[e] *= a;
 }
 
-struct Geometry {
-  int64_t B, T, Pq, Pk, nc, d, dv, rep, nqb, nkb;
+// HeadGeometry plus the kernel's block counts and scale. Offsets are HeadGeometry's; the
+// softmax statistics (lse) are one float per (b, h, c, t) row.
+struct Geometry : HeadGeometry {
+  int64_t nc, dv, rep, nqb, nkb;
   float scale;
-  explicit Geometry(const AttnDims& s)
-      : B(s.B), T(s.T), Pq(s.Pq), Pk(s.Pk), nc(s.ncomp), d(s.d), dv(s.dv()), rep(s.rep()),
-        nqb((s.T + BQ - 1) / BQ), nkb((s.T + BK - 1) / BK),
+  explicit Geometry(const HeadGeometry& s)
+      : HeadGeometry(s), nc(s.ncomp), dv(s.dv()), rep(s.rep()), nqb((s.T + BQ - 1) / BQ),
+        nkb((s.T + BK - 1) / BK),
         scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)))) {}
-  int64_t q_off(int64_t b, int64_t h, int64_t c) const { return ((b * Pq + h) * nc + c) * T * d; }
-  int64_t k_off(int64_t b, int64_t g, int64_t c) const { return ((b * Pk + g) * nc + c) * T * d; }
-  int64_t v_off(int64_t b, int64_t g) const { return (b * Pk + g) * T * dv; }
-  int64_t row_off(int64_t b, int64_t h, int64_t c) const { return ((b * Pq + h) * nc + c) * T; }
-  int64_t o_off(int64_t b, int64_t h, int64_t i) const { return (b * T + i) * Pq * dv + h * dv; }
+  int64_t row_off(int64_t b, int64_t h, int64_t c) const { return map_index(b, h, c) * T; }
+  int64_t o_off(int64_t b, int64_t h, int64_t i) const { return HeadGeometry::o_off(b, i, h); }
 };
 
-void check_dims(const AttnDims& s) {
+void check_dims(const HeadGeometry& s) {
   if (s.B < 0 || s.T < 0 || s.Pq < 1 || s.Pk < 1 || s.Pq % s.Pk != 0 || s.d < 1 ||
       (s.ncomp != 1 && s.ncomp != 2))
     throw Error("flash attention: invalid dims");
@@ -465,7 +394,7 @@ bool backward_by_group(const Geometry& G, int nthreads) {
 
 }  // namespace
 
-void flash_attention_forward(const AttnDims& dims, const float* Q, const float* K,
+void flash_attention_forward(const HeadGeometry& dims, const float* Q, const float* K,
                              const float* V, float lambda, float* O, FlashSaved& saved) {
   check_dims(dims);
   const Geometry G(dims);
@@ -487,7 +416,7 @@ void flash_attention_forward(const AttnDims& dims, const float* Q, const float* 
   }
 }
 
-float flash_attention_backward(const AttnDims& dims, const float* Q, const float* K,
+float flash_attention_backward(const HeadGeometry& dims, const float* Q, const float* K,
                                const float* V, float lambda, const FlashSaved& saved,
                                const float* dO, float* dQ, float* dK, float* dV) {
   check_dims(dims);
@@ -556,7 +485,7 @@ float flash_attention_backward(const AttnDims& dims, const float* Q, const float
   return G.nc == 2 ? static_cast<float>(dlambda) : 0.f;
 }
 
-int64_t flash_attention_extra_bytes(const AttnDims& dims, int nthreads) {
+int64_t flash_attention_extra_bytes(const HeadGeometry& dims, int nthreads) {
   const Geometry G(dims);
   const int64_t rows = G.B * G.Pq * G.nc * G.T;
   const int64_t saved = rows + rows * G.dv;

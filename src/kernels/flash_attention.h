@@ -25,16 +25,16 @@ struct FlashSaved {
 };
 
 // Writes O (overwritten) and fills `saved`. lambda is ignored when ncomp == 1.
-void flash_attention_forward(const AttnDims& dims, const float* Q, const float* K,
+void flash_attention_forward(const HeadGeometry& dims, const float* Q, const float* K,
                              const float* V, float lambda, float* O, FlashSaved& saved);
 
 // Writes dQ, dK, dV (overwritten) and returns dL/dlambda (0 for standard attention).
-float flash_attention_backward(const AttnDims& dims, const float* Q, const float* K,
+float flash_attention_backward(const HeadGeometry& dims, const float* Q, const float* K,
                                const float* V, float lambda, const FlashSaved& saved,
                                const float* dO, float* dQ, float* dK, float* dV);
 
 // Peak memory the kernel allocates beyond its inputs and outputs, in bytes, for `nthreads`
 // OpenMP threads: the saved state plus the larger of forward's and backward's scratch.
-int64_t flash_attention_extra_bytes(const AttnDims& dims, int nthreads);
+int64_t flash_attention_extra_bytes(const HeadGeometry& dims, int nthreads);
 
 }  // namespace difftx

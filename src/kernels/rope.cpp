@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
+
 namespace difftx {
 
 RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved) {
@@ -10,6 +12,7 @@ RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved) 
   r.T = T;
   r.half = d / 2;
   r.interleaved = interleaved;
+  r.theta = theta;
   r.cos.resize(static_cast<size_t>(T * r.half));
   r.sin.resize(r.cos.size());
   for (int64_t i = 0; i < r.half; ++i) {
@@ -38,35 +41,38 @@ void rope_rotate(const RopeTable& rope, int64_t t, F* x, bool inverse) {
 
 // One routine does both directions so that backward is exactly the transpose of forward.
 template <class F, bool kBackward>
-static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& rope,
-                           const F* qkv_in, F* Q, F* K, F* V, F* dqkv_out) {
-  const int64_t nq = a.Pq * a.ncomp, nk = a.Pk * a.ncomp, d = a.d, dv = a.dv(), T = a.T;
+static void qkv_heads_impl(const HeadGeometry& a, HeadMapping map, const RopeTable& rope,
+                           const F* qkv_in, F* Q, F* K, F* V, F* dqkv_out, const int64_t* pos0) {
+  const int64_t nq = a.Pq * a.ncomp, nk = a.Pk * a.ncomp, d = a.d, T = a.T;
   const int64_t row = (nq + 2 * nk) * d;
+  for (int64_t b = 0; b < a.B; ++b)
+    check((pos0 ? pos0[b] : 0) + T <= rope.T, "rotary table of ", rope.T,
+          " positions is too short for position ", (pos0 ? pos0[b] : 0) + T - 1);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < a.B; ++b) {
     for (int64_t t = 0; t < T; ++t) {
-      const int64_t m = b * T + t;
+      const int64_t m = b * T + t, pos = (pos0 ? pos0[b] : 0) + t;
       for (int64_t s = 0; s < nq + 2 * nk; ++s) {
         F* canon;
         bool rotate = true;
         if (s < nq) {
           const HeadSlot sl = head_slot(s, a.Pq, a.ncomp, map);
-          canon = Q + (((b * a.Pq + sl.head) * a.ncomp + sl.comp) * T + t) * d;
+          canon = Q + a.q_off(b, sl.head, sl.comp, t);
         } else if (s < nq + nk) {
           const HeadSlot sl = head_slot(s - nq, a.Pk, a.ncomp, map);
-          canon = K + (((b * a.Pk + sl.head) * a.ncomp + sl.comp) * T + t) * d;
+          canon = K + a.k_off(b, sl.head, sl.comp, t);
         } else {
           const HeadSlot sl = head_slot(s - nq - nk, a.Pk, a.ncomp, map);
-          canon = V + ((b * a.Pk + sl.head) * T + t) * dv + sl.comp * d;
+          canon = V + a.v_off(b, sl.head, t) + sl.comp * d;
           rotate = false;
         }
         if constexpr (!kBackward) {
           std::memcpy(canon, qkv_in + m * row + s * d, sizeof(F) * d);
-          if (rotate) rope_rotate(rope, t, canon, false);
+          if (rotate) rope_rotate(rope, pos, canon, false);
         } else {
           F* dst = dqkv_out + m * row + s * d;
           std::memcpy(dst, canon, sizeof(F) * d);
-          if (rotate) rope_rotate(rope, t, dst, true);
+          if (rotate) rope_rotate(rope, pos, dst, true);
         }
       }
     }
@@ -74,27 +80,27 @@ static void qkv_heads_impl(const AttnDims& a, HeadMapping map, const RopeTable& 
 }
 
 template <class F>
-void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
-                  F* Q, F* K, F* V) {
-  qkv_heads_impl<F, false>(dims, map, rope, qkv, Q, K, V, nullptr);
+void qkv_to_heads(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
+                  F* Q, F* K, F* V, const int64_t* pos0) {
+  qkv_heads_impl<F, false>(dims, map, rope, qkv, Q, K, V, nullptr, pos0);
 }
 
 template <class F>
-void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTable& rope,
+void qkv_to_heads_backward(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope,
                            const F* dQ, const F* dK, const F* dV, F* dqkv) {
   qkv_heads_impl<F, true>(dims, map, rope, nullptr, const_cast<F*>(dQ), const_cast<F*>(dK),
-                          const_cast<F*>(dV), dqkv);
+                          const_cast<F*>(dV), dqkv, nullptr);
 }
 
 template void rope_rotate<float>(const RopeTable&, int64_t, float*, bool);
 template void rope_rotate<double>(const RopeTable&, int64_t, double*, bool);
-template void qkv_to_heads<float>(const AttnDims&, HeadMapping, const RopeTable&, const float*,
-                                  float*, float*, float*);
-template void qkv_to_heads<double>(const AttnDims&, HeadMapping, const RopeTable&,
-                                   const double*, double*, double*, double*);
-template void qkv_to_heads_backward<float>(const AttnDims&, HeadMapping, const RopeTable&,
+template void qkv_to_heads<float>(const HeadGeometry&, HeadMapping, const RopeTable&, const float*,
+                                  float*, float*, float*, const int64_t*);
+template void qkv_to_heads<double>(const HeadGeometry&, HeadMapping, const RopeTable&,
+                                   const double*, double*, double*, double*, const int64_t*);
+template void qkv_to_heads_backward<float>(const HeadGeometry&, HeadMapping, const RopeTable&,
                                            const float*, const float*, const float*, float*);
-template void qkv_to_heads_backward<double>(const AttnDims&, HeadMapping, const RopeTable&,
+template void qkv_to_heads_backward<double>(const HeadGeometry&, HeadMapping, const RopeTable&,
                                             const double*, const double*, const double*,
                                             double*);
 

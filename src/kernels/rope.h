@@ -17,6 +17,7 @@ namespace difftx {
 struct RopeTable {
   int64_t T = 0, half = 0;  // positions, d / 2
   bool interleaved = false; // GPT-J pairs (2i, 2i+1); else Llama pairs (i, i + d/2)
+  double theta = 0;
   std::vector<double> cos, sin;  // [T, half], computed in double once
 };
 RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved);
@@ -35,13 +36,15 @@ inline HeadSlot head_slot(int64_t s, int64_t P, int64_t ncomp, HeadMapping map) 
 }
 
 // qkv: [B*T, (Pq*ncomp + 2*Pk*ncomp) * d]. Writes Q, K, V (canonical, overwritten).
+// Token t of sequence b sits at position pos0[b] + t (pos0 null: position t), which the rope
+// table must cover: a KV cache continues a sequence where it stopped.
 template <class F>
-void qkv_to_heads(const AttnDims& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
-                  F* Q, F* K, F* V);
+void qkv_to_heads(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope, const F* qkv,
+                  F* Q, F* K, F* V, const int64_t* pos0 = nullptr);
 
 // The exact transpose: dqkv (overwritten) from dQ, dK, dV.
 template <class F>
-void qkv_to_heads_backward(const AttnDims& dims, HeadMapping map, const RopeTable& rope,
+void qkv_to_heads_backward(const HeadGeometry& dims, HeadMapping map, const RopeTable& rope,
                            const F* dQ, const F* dK, const F* dV, F* dqkv);
 
 // Rotates one sub-head vector of width 2*rope.half at position t, in place.

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kernels/vec_math.h"
+#include "kernels/simd.h"
 
 namespace difftx {
 namespace {

@@ -104,7 +104,8 @@ Config parse_config(const std::string& json_text, const std::string& where,
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-5);
-  if (c.rms_norm_eps <= 0) r.fail("rms_norm_eps", "must be > 0");
+  // Values beyond these bounds give non-finite or meaningless numbers in the forward pass.
+  if (c.rms_norm_eps <= 0 || c.rms_norm_eps > 1) r.fail("rms_norm_eps", "must be in (0, 1]");
   c.rope_theta = r.number("rope_theta", 10000.0);
   if (r.has("rope_parameters")) {  // newer transformers: {"rope_type": ..., "rope_theta": ...}
     const json& rp = j.at("rope_parameters");
@@ -115,10 +116,13 @@ Config parse_config(const std::string& json_text, const std::string& where,
     if (!r.has("rope_theta")) c.rope_theta = rr.number("rope_theta", 10000.0);
   }
   if (c.rope_theta <= 0) r.fail("rope_theta", "must be > 0");
+  // Below 1 the rotation frequencies grow with the dimension and overflow to inf/NaN.
+  if (c.rope_theta < 1) r.fail("rope_theta", "must be >= 1");
   c.max_position_embeddings = r.positive_int("max_position_embeddings", 2048);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   c.lambda_std_dev = r.number("lambda_std_dev", 0.1);
-  if (c.lambda_std_dev < 0) r.fail("lambda_std_dev", "must be >= 0");
+  // lambda = exp(<lq1, lk1>) - ...: a spread above 1 makes the exponentials overflow.
+  if (c.lambda_std_dev < 0 || c.lambda_std_dev > 1) r.fail("lambda_std_dev", "must be in [0, 1]");
   const std::string layout = r.string("diff_head_layout", official ? "interleaved" : "split");
   if (layout == "split") c.diff_split_layout = true;
   else if (layout == "interleaved") c.diff_split_layout = false;

@@ -1,10 +1,9 @@
 #include "model/params.h"
 
-#include <unistd.h>
-
 #include <string>
 
 #include "core/error.h"
+#include "core/memory_limit.h"
 #include "core/rng.h"
 #include "core/uint128.h"
 
@@ -33,9 +32,21 @@ class LayoutBuilder {
   uint128 total_ = 0;
 };
 
-double physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+// Bytes the layout will need, from the config alone (before a single tensor is listed): the
+// parameters with their alignment gaps, plus the bookkeeping of every tensor entry (name,
+// shape, offsets), so that a config of a billion tiny layers is refused as surely as one huge
+// matrix. Every factor is < 2^31, so the 128-bit products cannot overflow.
+uint128 layout_bytes(const Config& c) {
+  const uint128 C = static_cast<uint128>(c.hidden_size), F = static_cast<uint128>(c.intermediate_size);
+  const uint128 V = static_cast<uint128>(c.vocab_size), d = static_cast<uint128>(c.head_dim);
+  const uint128 q = static_cast<uint128>(c.q_width()), kv = static_cast<uint128>(c.kv_width());
+  constexpr uint128 kAlign = 16, kEntryBytes = 192;  // gap per tensor (floats); bytes per entry
+  const uint128 lambdas = c.is_diff() ? 4 * d + (c.diff_norm_affine ? 2 * d : 0) : 0;
+  const uint128 per_layer = 2 * C + (q + 2 * kv) * C + C * q + lambdas + 3 * C * F + 10 * kAlign;
+  const uint128 floats = V * C * (c.tie_word_embeddings ? 1 : 2) + C + 3 * kAlign +
+                         static_cast<uint128>(c.num_hidden_layers) * per_layer;
+  const uint128 entries = 3 + static_cast<uint128>(c.num_hidden_layers) * 12;
+  return floats * sizeof(float) + entries * kEntryBytes;
 }
 }  // namespace
 
@@ -52,6 +63,11 @@ size_t ParamLayout::num_parameters() const {
 }
 
 ParamLayout make_layout(const Config& c) {
+  check_fits_in_memory(layout_bytes(c),
+                       "the model (" + std::to_string(c.num_hidden_layers) + " layers, hidden_size " +
+                           std::to_string(c.hidden_size) + ", vocab_size " +
+                           std::to_string(c.vocab_size) + ")",
+                       "reduce the sizes in the config");
   LayoutBuilder b;
   const int64_t C = c.hidden_size, d = c.head_dim;
   b.layout.embed = b.add("model.embed_tokens.weight", {c.vocab_size, C}, ParamKind::kEmbedding);
@@ -82,12 +98,6 @@ ParamLayout make_layout(const Config& c) {
   b.layout.lm_head = c.tie_word_embeddings
                          ? b.layout.embed
                          : b.add("lm_head.weight", {c.vocab_size, C}, ParamKind::kMatrix);
-  const double bytes = static_cast<double>(b.total()) * sizeof(float);
-  const double phys = physical_memory_bytes();
-  if (phys > 0 && bytes > phys)
-    throw Error("model too large: its parameters need " + std::to_string(bytes / (1 << 30)) +
-                " GiB but this machine has " + std::to_string(phys / (1 << 30)) +
-                " GiB; reduce the sizes in the config");
   b.layout.total = static_cast<size_t>(b.total());
   return std::move(b.layout);
 }

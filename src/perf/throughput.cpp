@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "core/error.h"
+#include "core/memory_limit.h"
 #include "core/rng.h"
-#include "infer/kv_cache.h"
+#include "infer/kv_session.h"
 #include "model/params.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
@@ -81,7 +83,40 @@ double measure_read_bandwidth_gbs() {
   return best;
 }
 
+namespace {
+// The decode benchmark's prompt: half the training window (at least one token).
+int64_t decode_prompt_tokens(int64_t T) { return std::max<int64_t>(1, T / 2); }
+
+// Floats that a training step over M = B x T tokens keeps at least: the weights, their
+// gradients and both AdamW moments, the activations each layer keeps for backward, and the
+// logits with their gradient. A lower bound: what cannot hold this is refused before starting.
+uint128 training_bytes_lower_bound(const Config& c, int64_t M) {
+  const uint128 C = uint128(c.hidden_size), F = uint128(c.intermediate_size);
+  const uint128 per_token_layer = 4 * C + uint128(c.q_width()) * 2 + 2 * uint128(c.kv_width()) + 3 * F;
+  const uint128 per_token = uint128(c.num_hidden_layers) * per_token_layer + 2 * uint128(c.vocab_size);
+  return (4 * uint128(make_layout(c).total) + uint128(M) * per_token) * sizeof(float);
+}
+}  // namespace
+
+void validate(const ThroughputOptions& o, const Config& c) {
+  check_field(o.seq >= 1 && o.seq <= c.max_position_embeddings, "seq", " must be in [1, ",
+              c.max_position_embeddings, "] (max_position_embeddings), got ", o.seq);
+  check_field(o.batch >= 1 && o.batch <= 4096, "batch", " must be in [1, 4096], got ", o.batch);
+  check_field(o.steps >= 1 && o.steps <= 100000, "steps", " must be in [1, 100000], got ", o.steps);
+  const int64_t prompt = decode_prompt_tokens(o.seq);
+  check_field(o.decode_tokens >= 0 && o.decode_tokens <= c.max_position_embeddings - prompt,
+              "decode_tokens", " = ", o.decode_tokens, " after a prompt of ", prompt,
+              " tokens (half of seq, at least 1) must be in [0, ", c.max_position_embeddings - prompt,
+              "] so that the decode fits max_position_embeddings = ", c.max_position_embeddings,
+              "; lower decode_tokens or seq");
+  check_fits_in_memory(training_bytes_lower_bound(c, o.seq * o.batch),
+                       "a training step of batch " + std::to_string(o.batch) + " x seq " +
+                           std::to_string(o.seq),
+                       "lower the batch or the sequence length");
+}
+
 ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o) {
+  validate(o, c);
   ThroughputReport r;
   const int64_t B = o.batch, T = o.seq, M = B * T;
   Model model(c);
@@ -110,25 +145,36 @@ ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o)
     }
     r.train_step_s = median(times);
   }
-  // Prefill: a forward pass over the batch.
+  // Prefill: an inference pass over the batch that fills a KV cache, keeps no activations
+  // and computes the logits of each sequence's last token.
   {
     Activations acts;
+    KvCache cache(c, T, B);
+    PassOptions pass;
+    pass.keep = Keep::kNothing;
+    pass.logits = LogitRows::kLast;
+    pass.cache = &cache;
     std::vector<double> times;
     for (int64_t s = 0; s <= o.steps; ++s) {
+      std::fill(cache.len.begin(), cache.len.end(), 0);
       const auto t0 = Clock::now();
-      forward(model, tokens.data(), nullptr, B, T, acts, run);
+      forward(model, tokens.data(), nullptr, B, T, acts, run, pass);
       if (s > 0) times.push_back(seconds_since(t0));
     }
     r.prefill_s = median(times);
   }
-  // Decode at batch 1 after a prompt of T/2 tokens.
+  // Decode at batch 1 after a prompt of T/2 tokens (the start of the first training window),
+  // feeding random ids of its own: the batch holds only B x T tokens, fewer than
+  // prompt + decode_tokens when --seq is small.
   {
-    const int64_t prompt = std::max<int64_t>(1, T / 2);
-    const int64_t n_new = std::min(o.decode_tokens, c.max_position_embeddings - prompt);
-    KvSession session(model, prompt + std::max<int64_t>(n_new, 1), run);
+    const int64_t prompt = decode_prompt_tokens(T);
+    const int64_t n_new = o.decode_tokens;  // validate() keeps prompt + n_new in the context
+    std::vector<int32_t> fed(static_cast<size_t>(n_new));
+    for (auto& t : fed) t = static_cast<int32_t>(rng.below(static_cast<uint64_t>(c.vocab_size)));
+    KvSession session(model, std::min(c.max_position_embeddings, prompt + std::max<int64_t>(n_new, 1)), run);
     session.prefill({tokens.begin(), tokens.begin() + prompt});
     const auto t0 = Clock::now();
-    for (int64_t i = 0; i < n_new; ++i) session.decode(tokens[static_cast<size_t>(prompt + i)]);
+    for (int64_t i = 0; i < n_new; ++i) session.decode(fed[static_cast<size_t>(i)]);
     r.decode_tokens_per_s = n_new > 0 ? static_cast<double>(n_new) / seconds_since(t0) : 0;
     r.decode_context = prompt + n_new / 2;
     // Bytes read per decoded token: every weight once plus the average cached K and V.

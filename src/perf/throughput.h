@@ -32,6 +32,13 @@ struct ThroughputReport {
 double train_flops_per_token(const Config& c, int64_t T);
 double prefill_flops_per_token(const Config& c, int64_t T);
 
+// Throws Error naming the field when a value is out of range: seq within the context,
+// the decode (a prompt of max(1, seq / 2) tokens, then decode_tokens more) within
+// max_position_embeddings, and a training step that fits this machine's memory.
+void validate(const ThroughputOptions& o, const Config& c);
+
+// Validates, then measures. decode_context in the report is the average context length of the
+// decoded tokens (prompt + decode_tokens / 2).
 ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o);
 
 // Best-of-several GFLOP/s of one large square product in the given precision.

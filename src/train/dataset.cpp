@@ -1,12 +1,8 @@
 #include "train/dataset.h"
 
-#include <fcntl.h>
 #include <glob.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -15,13 +11,12 @@
 #include "core/files.h"
 #include "core/rng.h"
 #include "io/tokenizer.h"
+#include "train/token_cache.h"
 
 namespace fs = std::filesystem;
 
 namespace difftx {
 namespace {
-constexpr char kMagic[8] = {'D', 'T', 'X', 'T', 'O', 'K', '0', '1'};
-
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ULL) {
   const auto* p = static_cast<const uint8_t*>(data);
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
@@ -80,7 +75,7 @@ std::unique_ptr<TokenData> TokenData::open(const std::string& path, const Tokeni
     total_bytes += static_cast<int64_t>(c.size());
   }
   if (total_bytes == 0) throw Error("data at " + path + " is empty");
-  nlohmann::json header{{"tokenizer", tok.fingerprint()}, {"sources", sources}};
+  const nlohmann::json identity{{"tokenizer", tok.fingerprint()}, {"sources", sources}};
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
   if (ec) throw Error("cannot create the token cache folder " + cache_dir + ": " + ec.message());
@@ -89,35 +84,12 @@ std::unique_ptr<TokenData> TokenData::open(const std::string& path, const Tokeni
   auto data = std::unique_ptr<TokenData>(new TokenData());
   data->cache_path_ = cache;
   data->source_bytes_ = total_bytes;
-  auto try_map = [&]() -> bool {
-    const int fd = ::open(cache.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const off_t size = ::lseek(fd, 0, SEEK_END);
-    void* m = size > 16 ? ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    ::close(fd);
-    if (m == MAP_FAILED) return false;
-    const auto* p = static_cast<const uint8_t*>(m);
-    uint64_t hlen = 0;
-    std::memcpy(&hlen, p + 8, 8);
-    bool ok = std::memcmp(p, kMagic, 8) == 0 && hlen <= static_cast<uint64_t>(size) - 16;
-    if (ok) {
-      const auto h = nlohmann::json::parse(p + 16, p + 16 + hlen, nullptr, false);
-      const uint64_t start = (16 + hlen + 63) / 64 * 64;
-      ok = !h.is_discarded() && h.value("tokenizer", "") == header["tokenizer"] &&
-           h.value("sources", nlohmann::json()) == header["sources"] && h.contains("tokens") &&
-           start + h["tokens"].get<uint64_t>() * 4 == static_cast<uint64_t>(size);
-      if (ok) {
-        data->map_ = m;
-        data->map_size_ = static_cast<size_t>(size);
-        data->n_ = h["tokens"].get<int64_t>();
-        data->ids_ = reinterpret_cast<const uint32_t*>(p + start);
-        return true;
-      }
-    }
-    ::munmap(m, static_cast<size_t>(size));
-    return false;
-  };
-  if (try_map()) return data;
+  std::string why;
+  if (auto ids = read_token_cache(cache, identity, tok.vocab_size(), &why)) {
+    data->ids_ = std::move(*ids);
+    if (!data->ids_.empty()) return data;
+    why = "holds no tokens";
+  }
 
   // Build: tokenise each file, separate documents by end-of-text, write atomically.
   std::vector<uint32_t> ids;
@@ -126,39 +98,36 @@ std::unique_ptr<TokenData> TokenData::open(const std::string& path, const Tokeni
     ids.insert(ids.end(), t.begin(), t.end());
     if (tok.eos_id() >= 0) ids.push_back(static_cast<uint32_t>(tok.eos_id()));
   }
-  header["tokens"] = ids.size();
-  const std::string h = header.dump();
-  const uint64_t hlen = h.size(), start = (16 + hlen + 63) / 64 * 64;
-  std::vector<uint8_t> bytes(start + ids.size() * 4, 0);
-  std::memcpy(bytes.data(), kMagic, 8);
-  std::memcpy(bytes.data() + 8, &hlen, 8);
-  std::memcpy(bytes.data() + 16, h.data(), hlen);
-  std::memcpy(bytes.data() + start, ids.data(), ids.size() * 4);
-  write_file_atomic(cache, bytes.data(), bytes.size());
-  if (!try_map()) throw Error("cannot read back the token cache " + cache);
+  if (ids.empty()) throw Error("the data at " + path + " gives no tokens");
+  const std::vector<uint8_t> image = encode_token_cache(identity, tok.vocab_size(), ids);
+  write_file_atomic(cache, image.data(), image.size());
+  // Said only once the rebuild worked, so that a failure stays a single error line.
+  if (!why.empty()) warn("the token cache " + cache + " " + why + "; rebuilt it");
+  data->ids_ = std::move(ids);
   return data;
-}
-
-TokenData::~TokenData() {
-  if (map_) ::munmap(map_, map_size_);
 }
 
 void TokenData::sample_windows(uint64_t seed, int64_t step, int64_t B, int64_t T,
                                std::vector<int32_t>& tokens) const {
-  check(n_ >= T + 1, "the data has " + std::to_string(n_) + " tokens, fewer than one window of " +
-                         std::to_string(T + 1) + " (--seq + 1); use more data or a shorter --seq");
+  const int64_t n = size();
+  check(B >= 1 && T >= 1, "a batch needs at least one window of one token");
+  check(n >= T + 1, "the data has ", n, " tokens, fewer than one window of seq + 1 = ", T + 1,
+        "; use more data or a shorter seq");
   Rng rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) + 1);
   tokens.resize(static_cast<size_t>(B * (T + 1)));
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t start = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n_ - T)));
+    const int64_t start = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n - T)));
     for (int64_t t = 0; t <= T; ++t) tokens[b * (T + 1) + t] = static_cast<int32_t>(ids_[start + t]);
   }
 }
 
 void TokenData::even_window(int64_t i, int64_t count, int64_t T, int32_t* out) const {
-  check(n_ >= T + 1, "the validation data has " + std::to_string(n_) +
+  const int64_t n = size();
+  check(T >= 1 && count >= 1 && i >= 0 && i < count, "window ", i, " of ", count,
+        " (length ", T, ") does not exist");
+  check(n >= T + 1, "the validation data has " + std::to_string(n) +
                          " tokens, fewer than one window of " + std::to_string(T + 1));
-  const int64_t span = n_ - T - 1;
+  const int64_t span = n - T - 1;
   const int64_t start = count > 1 ? span * i / (count - 1) : 0;
   for (int64_t t = 0; t <= T; ++t) out[t] = static_cast<int32_t>(ids_[start + t]);
 }

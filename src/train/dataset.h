@@ -1,8 +1,10 @@
 #pragma once
 // Training data: text files (a file, a folder, or a glob) tokenised once into a binary cache
-// that is memory-mapped for training. The cache header records the tokenizer's fingerprint
-// and a hash of every source file, so a stale cache is rebuilt instead of silently reused.
-// Documents are separated by the tokenizer's end-of-text id when it has one.
+// (train/token_cache.h) that later runs read back into memory. The cache header records the
+// tokenizer's fingerprint and a hash of every source file, so a stale cache is rebuilt instead
+// of silently reused; a corrupt one (bad header, wrong size, an id outside the tokenizer's
+// vocabulary) is rebuilt too, with a warning. Documents are separated by the tokenizer's
+// end-of-text id when it has one.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,13 +24,13 @@ class TokenData {
   // stale. Throws Error for missing or empty data.
   static std::unique_ptr<TokenData> open(const std::string& path, const Tokenizer& tok,
                                          const std::string& cache_dir);
-  ~TokenData();
   TokenData(const TokenData&) = delete;
   TokenData& operator=(const TokenData&) = delete;
 
-  int64_t size() const { return n_; }
-  int32_t at(int64_t i) const { return ids_[i]; }
-  const uint32_t* data() const { return ids_; }
+  int64_t size() const { return static_cast<int64_t>(ids_.size()); }
+  // Every id is below the tokenizer's vocab_size (validated when the cache was read).
+  int32_t at(int64_t i) const { return static_cast<int32_t>(ids_[static_cast<size_t>(i)]); }
+  const uint32_t* data() const { return ids_.data(); }
   const std::string& cache_path() const { return cache_path_; }
   int64_t source_bytes() const { return source_bytes_; }
 
@@ -37,16 +39,15 @@ class TokenData {
   // same batch, so a resumed run sees exactly the batches it would have seen.
   void sample_windows(uint64_t seed, int64_t step, int64_t B, int64_t T,
                       std::vector<int32_t>& tokens) const;
-  // The i-th of `count` windows spread evenly over the data (for deterministic evaluation).
+  // The i-th (0 <= i < count) of `count` windows of T+1 ids spread evenly over the data (for
+  // deterministic evaluation).
   void even_window(int64_t i, int64_t count, int64_t T, int32_t* out) const;
 
  private:
   TokenData() = default;
   std::string cache_path_;
-  int64_t n_ = 0, source_bytes_ = 0;
-  const uint32_t* ids_ = nullptr;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
+  int64_t source_bytes_ = 0;
+  std::vector<uint32_t> ids_;
 };
 
 // Default place for token caches: $DIFFTX_CACHE/tokens, else $XDG_CACHE_HOME/difftx/tokens,

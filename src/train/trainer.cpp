@@ -10,14 +10,14 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/transformer.h"
+#include "train/evaluate.h"
 #include "train/schedule.h"
+#include "train/train_state.h"
 
 namespace fs = std::filesystem;
 
 namespace difftx {
 namespace {
-constexpr const char* kStateFile = "train_state.safetensors";
-
 double global_norm(const float* g, size_t n) {
   double ss = 0;
 #pragma omp parallel for simd reduction(+ : ss) schedule(static)
@@ -26,82 +26,61 @@ double global_norm(const float* g, size_t n) {
 }
 }  // namespace
 
-std::string train_options_to_json(const TrainOptions& o) {
-  return nlohmann::json{{"steps", o.steps}, {"batch", o.batch}, {"seq", o.seq}, {"accum", o.accum},
-                        {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio},
-                        {"weight_decay", o.weight_decay}, {"grad_clip", o.grad_clip},
-                        {"warmup", o.warmup}, {"cosine", o.cosine}, {"seed", o.seed},
-                        {"precision", o.precision == Precision::kBF16 ? "bf16" : "fp32"}}
-      .dump();
-}
-
 Trainer::Trainer(Model& model, const TokenData& train, const TokenData* val,
-                 const TrainOptions& opts, std::string model_dir)
-    : model_(model), train_(train), val_(val), opts_(opts), dir_(std::move(model_dir)),
+                 const TrainOptions& opts, nlohmann::json stored_options, std::string model_dir)
+    : model_(model), train_(train), val_(val), opts_(opts),
+      stored_options_(std::move(stored_options)), dir_(std::move(model_dir)),
       opt_(model.layout, AdamWConfig{0.9, 0.95, 1e-8, opts.weight_decay, false}) {
   if (opts_.warmup < 0) opts_.warmup = opts_.steps / 20;
-  check(train_.size() >= opts_.seq + 1,
-        "the training data has " + std::to_string(train_.size()) +
-            " tokens, fewer than one window of --seq + 1 = " + std::to_string(opts_.seq + 1));
+  check_field(train_.size() >= opts_.seq + 1, "seq", " + 1 = ", opts_.seq + 1,
+              " tokens make one window, more than the training data's ", train_.size(),
+              " tokens; use more data or a shorter seq");
   if (val_)
-    check(val_->size() >= opts_.seq + 1,
-          "the validation data has " + std::to_string(val_->size()) +
-              " tokens, fewer than one window of --seq + 1 = " + std::to_string(opts_.seq + 1));
+    check_field(val_->size() >= opts_.seq + 1, "seq", " + 1 = ", opts_.seq + 1,
+                " tokens make one window, more than the validation data's ", val_->size(),
+                " tokens; use more validation data or a shorter seq");
 }
 
 void Trainer::save_to(const std::string& dir) const {
   const ParamLayout& L = model_.layout;
   const int64_t total = static_cast<int64_t>(L.total);
-  nlohmann::json meta{{"step", step_}, {"skipped", skipped_total_}, {"adam_steps", opt_.steps()},
-                      {"options", nlohmann::json::parse(train_options_to_json(opts_))},
-                      {"config", nlohmann::json::parse(config_to_json(model_.config))}};
-  write_safetensors((fs::path(dir) / kStateFile).string(),
+  TrainStateMeta meta;
+  meta.step = step_;
+  meta.skipped = skipped_total_;
+  meta.adam_steps = opt_.steps();
+  meta.options = stored_options_;
+  meta.config = nlohmann::json::parse(config_to_json(model_.config));
+  write_safetensors((fs::path(dir) / kTrainStateFile).string(),
                     {{"params", {total}, model_.params.data()},
                      {"adam_m", {total}, opt_.m().data()},
                      {"adam_v", {total}, opt_.v().data()}},
-                    {{"difftx_train_state", meta.dump()}});
+                    {{kTrainStateKey, train_state_meta_to_text(meta)}});
   write_model_files(dir, model_);
 }
 
-void Trainer::resume() {
-  const std::string path = (fs::path(dir_) / kStateFile).string();
-  if (!fs::exists(path)) throw Error("--resume: no checkpoint " + path + " to resume from");
-  const SafetensorsFile f = SafetensorsFile::read(path);
-  const auto it = f.metadata().find("difftx_train_state");
-  if (it == f.metadata().end()) throw Error(path + " is not a difftx training state");
-  const auto meta = nlohmann::json::parse(it->second, nullptr, false);
-  if (meta.is_discarded() || !meta.contains("config") || !meta.contains("step"))
-    throw Error(path + ": damaged training state metadata");
-  if (meta["config"].dump() != nlohmann::json::parse(config_to_json(model_.config)).dump())
-    throw Error("--resume: " + dir_ + " holds a run of another model config; use a new --out");
+void Trainer::resume(const SafetensorsFile& f, const TrainStateMeta& meta, const std::string& path) {
   const size_t total = model_.layout.total;
   auto load = [&](const char* name, float* dst) {
     const StTensor* t = f.find(name);
-    if (!t || t->numel() != total) throw Error(path + ": missing or mis-sized tensor " + name);
+    check(t && t->numel() == total, path, ": missing or mis-sized tensor ", name);
     f.to_float(*t, dst);
   };
   load("params", model_.params.data());
   load("adam_m", opt_.m().data());
   load("adam_v", opt_.v().data());
-  step_ = meta["step"].get<int64_t>();
-  skipped_total_ = meta.value("skipped", int64_t{0});
-  opt_.set_steps(meta.value("adam_steps", step_));
+  step_ = meta.step;
+  skipped_total_ = meta.skipped;
+  opt_.set_steps(meta.adam_steps);
 }
 
 double Trainer::evaluate() const {
   if (!val_) return NAN;
-  const int64_t T = opts_.seq, n = opts_.eval_windows;
-  std::vector<int32_t> window(static_cast<size_t>(T + 1));
-  RunOptions run;
-  run.precision = opts_.precision;
-  double total = 0;
-  Activations acts;
-  for (int64_t i = 0; i < n; ++i) {
-    val_->even_window(i, n, T, window.data());
-    std::vector<int32_t> targets(window.begin() + 1, window.end());
-    total += forward(model_, window.data(), targets.data(), 1, T, acts, run);
-  }
-  return total / static_cast<double>(n);
+  EvalSpec spec;
+  spec.seq = opts_.seq;
+  spec.batch = opts_.batch;
+  spec.max_tokens = opts_.eval_windows * opts_.seq;
+  spec.precision = opts_.precision;
+  return evaluate_loss(model_, *val_, spec).loss;
 }
 
 bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
@@ -151,7 +130,8 @@ bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
       if (++bad_in_a_row >= opts_.max_bad_steps)
         throw Error("training diverged: " + std::to_string(bad_in_a_row) +
                     " steps in a row had a non-finite loss or gradient (step " +
-                    std::to_string(step_ + 1) + "); lower --lr or use the last checkpoint");
+                    std::to_string(step_ + 1) +
+                    "); lower the learning rate or continue from an earlier checkpoint");
     }
     ++step_;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -159,7 +139,7 @@ bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
       obs.on_step({step_, loss, lr, norm, static_cast<double>(B * T * opts_.accum) / secs, !finite});
     if (val_ && opts_.eval_every > 0 && (step_ % opts_.eval_every == 0 || step_ == opts_.steps) &&
         obs.on_eval)
-      obs.on_eval(step_, evaluate());
+      obs.on_eval({step_, evaluate()});
     if ((opts_.save_every > 0 && step_ % opts_.save_every == 0) || step_ == opts_.steps) {
       save();
       if (obs.on_save) obs.on_save(step_, dir_);

@@ -1,0 +1,166 @@
+#include "model/layer.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/cached_attention.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/swiglu.h"
+
+namespace difftx {
+namespace {
+
+void resize(std::vector<float>& v, int64_t n) { v.resize(static_cast<size_t>(n)); }
+
+// Appends this pass's canonical K and V (positions pos0[b]..) to the cache sequences rows[b].
+void append_to_cache(const LayerPass& p, int64_t l, const float* K, const float* V) {
+  const HeadGeometry& g = p.geom;
+  const HeadGeometry& cg = p.cache->geom;
+  float* Kc = p.cache->K[static_cast<size_t>(l)].data();
+  float* Vc = p.cache->V[static_cast<size_t>(l)].data();
+  for (int64_t b = 0; b < g.B; ++b) {
+    const int64_t s = p.rows[b], t0 = p.pos0[b];
+    for (int64_t grp = 0; grp < g.Pk; ++grp) {
+      for (int64_t c = 0; c < g.ncomp; ++c)
+        std::memcpy(Kc + cg.k_off(s, grp, c, t0), K + g.k_off(b, grp, c),
+                    sizeof(float) * static_cast<size_t>(g.T * g.d));
+      std::memcpy(Vc + cg.v_off(s, grp, t0), V + g.v_off(b, grp),
+                  sizeof(float) * static_cast<size_t>(g.T * g.dv()));
+    }
+  }
+}
+
+void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
+  const HeadGeometry& g = p.geom;
+  if (p.cache) append_to_cache(p, l, a.K.data(), a.V.data());
+  if (p.cache && p.continues) {
+    cached_attention_forward(g, p.cache->geom, a.Q.data(), p.cache->K[l].data(),
+                             p.cache->V[l].data(), p.rows, p.pos0, a.lambda, a.attn_pre.data());
+  } else if (p.run.attention == AttentionKernel::kFlash) {
+    flash_attention_forward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda, a.attn_pre.data(),
+                            a.flash_saved);
+  } else {
+    attention_forward_reference(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                a.attn_pre.data(), a.attn_saved);
+  }
+  if (p.observer) {
+    const bool maps = p.run.attention == AttentionKernel::kReference && !(p.cache && p.continues);
+    p.observer->on_attention(l, AttentionView{g, a.Q.data(), a.K.data(), a.lambda,
+                                              maps ? a.attn_saved.probs.data() : nullptr});
+  }
+}
+
+}  // namespace
+
+void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a) {
+  const Model& model = p.model;
+  const Config& c = model.config;
+  const LayerOffsets& L = model.layout.layers[static_cast<size_t>(l)];
+  const HeadGeometry& g = p.geom;
+  const int64_t M = g.B * g.T, C = c.hidden_size, F = c.intermediate_size;
+  const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = g.Pq * g.dv();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const Precision prec = p.run.precision;
+
+  if (p.keep == Keep::kForBackward) a.x_in.assign(x, x + M * C);
+  resize(a.inv_rms1, M);
+  resize(a.xn1, M * C);
+  rmsnorm_forward(x, model.at(L.input_norm), 1.f, eps, a.xn1.data(), a.inv_rms1.data(), M, C);
+  linear_forward(a.xn1.data(), model.at(L.qkv), p.qkv, M, Wqkv, C, prec);
+  resize(a.Q, g.q_size());
+  resize(a.K, g.k_size());
+  resize(a.V, g.k_size());
+  qkv_to_heads(g, p.map, p.rope, p.qkv, a.Q.data(), a.K.data(), a.V.data(), p.pos0);
+  a.lambda = c.is_diff() ? lambda_forward(model.at(L.lambda_q1), model.at(L.lambda_k1),
+                                          model.at(L.lambda_q2), model.at(L.lambda_k2),
+                                          c.head_dim, static_cast<float>(c.lambda_init(l)))
+                         : 0.f;
+  resize(a.attn_pre, M * Wattn);
+  attention(p, l, a);
+  const float* o_in = a.attn_pre.data();
+  if (c.is_diff()) {
+    resize(a.inv_rms_h, M * g.Pq);
+    resize(a.attn_out, M * Wattn);
+    rmsnorm_forward(a.attn_pre.data(), L.groupnorm == kNone ? nullptr : model.at(L.groupnorm),
+                    static_cast<float>(1.0 - c.lambda_init(l)), eps, a.attn_out.data(),
+                    a.inv_rms_h.data(), M * g.Pq, g.dv());
+    o_in = a.attn_out.data();
+  }
+  resize(a.h, M * C);
+  linear_forward(o_in, model.at(L.o_proj), a.h.data(), M, C, Wattn, prec);
+  for (int64_t i = 0; i < M * C; ++i) a.h[i] += x[i];
+  resize(a.inv_rms2, M);
+  resize(a.xn2, M * C);
+  rmsnorm_forward(a.h.data(), model.at(L.post_norm), 1.f, eps, a.xn2.data(), a.inv_rms2.data(),
+                  M, C);
+  resize(a.gate_up, M * 2 * F);
+  linear_forward(a.xn2.data(), model.at(L.gate_up), a.gate_up.data(), M, 2 * F, C, prec);
+  resize(a.act, M * F);
+  swiglu_forward(a.gate_up.data(), a.act.data(), M, F);
+  linear_forward(a.act.data(), model.at(L.down), x, M, C, F, prec);
+  for (int64_t i = 0; i < M * C; ++i) x[i] += a.h[i];
+  if (p.observer) p.observer->on_layer_output(l, x, M, C);
+}
+
+void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
+                    std::vector<float>& dx, LayerGradScratch& s, float* G) {
+  const Model& model = p.model;
+  const Config& c = model.config;
+  const LayerOffsets& L = model.layout.layers[static_cast<size_t>(l)];
+  const HeadGeometry& g = p.geom;
+  const int64_t M = g.B * g.T, C = c.hidden_size, F = c.intermediate_size;
+  const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = g.Pq * g.dv();
+  const Precision prec = p.run.precision;
+  check(!a.x_in.empty(), "backward needs a forward pass that kept its activations");
+  resize(s.dxn, M * C);
+  resize(s.dact, M * F);
+  resize(s.dgu, M * 2 * F);
+  resize(s.dattn_out, M * Wattn);
+  resize(s.dQ, g.q_size());
+  resize(s.dK, g.k_size());
+  resize(s.dV, g.k_size());
+  resize(s.dqkv, M * Wqkv);
+  // out = h + down(swiglu(gate_up(norm2(h))))
+  s.dh = dx;
+  linear_backward(dx.data(), a.act.data(), model.at(L.down), s.dact.data(), G + L.down, M, C, F,
+                  false, prec);
+  swiglu_backward(a.gate_up.data(), s.dact.data(), s.dgu.data(), M, F);
+  linear_backward(s.dgu.data(), a.xn2.data(), model.at(L.gate_up), s.dxn.data(), G + L.gate_up,
+                  M, 2 * F, C, false, prec);
+  rmsnorm_backward(s.dxn.data(), a.h.data(), model.at(L.post_norm), 1.f, a.inv_rms2.data(),
+                   s.dh.data(), G + L.post_norm, M, C);
+  // h = x_in + o_proj(attention(norm1(x_in)))
+  dx = s.dh;
+  linear_backward(s.dh.data(), c.is_diff() ? a.attn_out.data() : a.attn_pre.data(),
+                  model.at(L.o_proj), s.dattn_out.data(), G + L.o_proj, M, C, Wattn, false, prec);
+  const float* dattn_pre = s.dattn_out.data();
+  if (c.is_diff()) {
+    s.dpre.assign(static_cast<size_t>(M * Wattn), 0.f);
+    rmsnorm_backward(s.dattn_out.data(), a.attn_pre.data(),
+                     L.groupnorm == kNone ? nullptr : model.at(L.groupnorm),
+                     static_cast<float>(1.0 - c.lambda_init(l)), a.inv_rms_h.data(),
+                     s.dpre.data(), L.groupnorm == kNone ? nullptr : G + L.groupnorm, M * g.Pq,
+                     g.dv());
+    dattn_pre = s.dpre.data();
+  }
+  const float dlambda =
+      p.run.attention == AttentionKernel::kFlash
+          ? flash_attention_backward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                     a.flash_saved, dattn_pre, s.dQ.data(), s.dK.data(),
+                                     s.dV.data())
+          : attention_backward_reference(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
+                                         a.attn_saved, dattn_pre, s.dQ.data(), s.dK.data(),
+                                         s.dV.data());
+  if (c.is_diff())
+    lambda_backward(dlambda, model.at(L.lambda_q1), model.at(L.lambda_k1), model.at(L.lambda_q2),
+                    model.at(L.lambda_k2), c.head_dim, G + L.lambda_q1, G + L.lambda_k1,
+                    G + L.lambda_q2, G + L.lambda_k2);
+  qkv_to_heads_backward(g, p.map, p.rope, s.dQ.data(), s.dK.data(), s.dV.data(), s.dqkv.data());
+  linear_backward(s.dqkv.data(), a.xn1.data(), model.at(L.qkv), s.dxn.data(), G + L.qkv, M, Wqkv,
+                  C, false, prec);
+  rmsnorm_backward(s.dxn.data(), a.x_in.data(), model.at(L.input_norm), 1.f, a.inv_rms1.data(),
+                   dx.data(), G + L.input_norm, M, C);
+}
+
+}  // namespace difftx
