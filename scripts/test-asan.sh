@@ -23,6 +23,4 @@ export ASAN_OPTIONS="abort_on_error=0:exitcode=86:detect_leaks=1:strict_string_c
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 # One suppression, for fontconfig's caches behind cairo's text (explained in the file).
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
-# The long tests take a smaller size under the sanitizers (read by the tests themselves).
-export DIFFTX_SANITIZER_BUILD=1
 (cd build-asan && ctest --output-on-failure -j"$(nproc)" --timeout 1500)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,15 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+// Whether this test program (and so the difftx built beside it) runs under AddressSanitizer.
+#if defined(__SANITIZE_ADDRESS__)
+#define DIFFTX_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DIFFTX_TEST_ASAN 1
+#endif
+#endif
 
 namespace cli_test {
 namespace fs = std::filesystem;
@@ -59,7 +69,11 @@ struct Child {
 
 // Starts difftx with args (no shell) and extra environment variables ("NAME=value"). A child
 // that runs longer than timeout_s is killed by SIGALRM (and so fails as "died of a signal").
-// address_space_limit > 0 sets RLIMIT_AS in the child, to provoke allocation failures.
+// address_space_limit > 0 sets RLIMIT_AS in the child, to provoke allocation failures. Under
+// AddressSanitizer, whose shadow memory needs terabytes of address space, it becomes ASan's
+// own limit instead: any single allocation larger than the limit fails (returns null, so
+// operator new throws std::bad_alloc as it would under RLIMIT_AS). ASan's warning about that
+// failure goes to log_dir/asan.log.PID rather than to the stderr under test.
 inline Child spawn_difftx(const std::vector<std::string>& args, const fs::path& log_dir,
                           const std::vector<std::string>& env = {},
                           uint64_t address_space_limit = 0, unsigned timeout_s = 120) {
@@ -73,6 +87,17 @@ inline Child spawn_difftx(const std::vector<std::string>& args, const fs::path& 
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::string asan_limit;
+#ifdef DIFFTX_TEST_ASAN
+  if (address_space_limit) {
+    const char* given = std::getenv("ASAN_OPTIONS");
+    asan_limit = std::string("ASAN_OPTIONS=") + (given ? given : "") +
+                 ":allocator_may_return_null=1:max_allocation_size_mb=" +
+                 std::to_string(address_space_limit >> 20) + ":log_path=" +
+                 (log_dir / "asan.log").string();
+    address_space_limit = 0;
+  }
+#endif
   c.pid = ::fork();
   if (c.pid < 0) throw std::runtime_error("test: fork failed");
   if (c.pid == 0) {
@@ -84,6 +109,7 @@ inline Child spawn_difftx(const std::vector<std::string>& args, const fs::path& 
     ::close(fo);
     ::close(fe);
     for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    if (!asan_limit.empty()) ::putenv(asan_limit.data());
     if (address_space_limit) {
       const rlimit lim{address_space_limit, address_space_limit};
       ::setrlimit(RLIMIT_AS, &lim);
