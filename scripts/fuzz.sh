@@ -32,7 +32,7 @@ HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the s
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
 mkdir -p "$OUT/logs"
 
-# Build (only when a source or header is newer than the binary), all targets in parallel.
+# Build (only when a source or header is newer than the binary), the targets in parallel.
 pids=()
 for t in "${TARGETS[@]}"; do
   bin="$OUT/fuzz_$t"

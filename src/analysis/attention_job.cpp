@@ -52,8 +52,8 @@ Subject prepare(const std::string& dir, const AttentionJob& job) {
   std::unique_ptr<Tokenizer> tok;
   if (has_tokenizer(dir)) tok = load_tokenizer(dir);
   if (job.text) {
-    check_field(tok != nullptr, "text", ": model ", dir,
-                " has no tokenizer (difftx_tokenizer.json); give token ids (tokens) instead");
+    check_field(tok != nullptr, "tokens", " are needed: model ", dir,
+                " has no tokenizer (difftx_tokenizer.json) to encode the text");
     check_field(!job.text->empty(), "text", " is empty: give some text to look at");
     s.ids = tok->encode(*job.text);
     check_field(!s.ids.empty(), "text", " encodes to no tokens");

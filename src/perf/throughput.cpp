@@ -44,7 +44,10 @@ double train_flops_per_token(const Config& c, int64_t T) {
   return 6.0 * matrix_params(c) + 3.0 * attention_fwd_flops_per_token(c, T);
 }
 double prefill_flops_per_token(const Config& c, int64_t T) {
-  return 2.0 * matrix_params(c) + attention_fwd_flops_per_token(c, T);
+  // The LM head runs once per sequence (the last token's logits), not once per token.
+  const double lm_head = static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size);
+  return 2.0 * (matrix_params(c) - lm_head) + 2.0 * lm_head / static_cast<double>(T) +
+         attention_fwd_flops_per_token(c, T);
 }
 
 double peak_rss_mb() {

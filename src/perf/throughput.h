@@ -27,8 +27,9 @@ struct ThroughputReport {
   int64_t parameters = 0;
 };
 
-// FLOPs of one token: matrix products (6x / 2x the matrix parameters) plus attention
-// (causal, so half of the T x T work).
+// FLOPs of one token: matrix products (6x / 2x the matrix parameters; prefill computes the
+// LM head for the last token of each sequence only) plus attention (causal, so half of the
+// T x T work).
 double train_flops_per_token(const Config& c, int64_t T);
 double prefill_flops_per_token(const Config& c, int64_t T);
 
