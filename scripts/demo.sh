@@ -18,7 +18,7 @@ val='cache/sotu/2*.txt'
 for kind in diff llama; do
   echo "== training $kind ($steps steps)"
   ./build/difftx train --data "$train" --val "$val" --out "$out/$kind" --preset "small-$kind" \
-    --tokenizer byte --steps "$steps" --batch 8 --seq 256 --lr 2e-3 --warmup 40 \
+    --tokenizer byte --steps "$steps" --batch 8 --seq 256 --lr 2e-3 --warmup "$((steps / 10))" \
     --eval-every 100 --eval-windows 8 --save-every 100 --log-every 50 --seed 1
 done
 for kind in diff llama; do
