@@ -1,32 +1,17 @@
-// Reading metrics.jsonl for difftx plot, kept apart from the drawing so that the training
-// module's own reader can replace it.
+// The loss curves difftx plot draws, read from metrics.jsonl through the training module's
+// reader (the one module that writes and reads that file).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "analysis/plot.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "train/metrics.h"
 
 namespace difftx {
 
 namespace {
-
-std::string snippet(const std::string& line) {
-  return line.size() <= 60 ? line : line.substr(0, 57) + "...";
-}
-
-// Reads a loss-like key into out; false when it is absent, null or not finite (a skipped step).
-bool read_value(const nlohmann::json& j, const char* key, double& out, const std::string& where) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return false;
-  if (!it->is_number()) throw Error(where + ": \"" + key + "\" is not a number");
-  out = it->get<double>();
-  return std::isfinite(out);  // NaN or infinite values (skipped steps) are dropped
-}
 
 std::string run_name(const std::string& run_dir) {
   namespace fs = std::filesystem;
@@ -43,30 +28,16 @@ std::string run_name(const std::string& run_dir) {
 
 }  // namespace
 
+// The curves of a run, read through the module that writes metrics.jsonl (train/metrics.h):
+// step records give the training curve, eval records the validation curve; values that are
+// not finite (skipped steps) are left out.
 RunMetrics parse_metrics(const std::string& text, const std::string& source) {
+  const MetricsHistory h = parse_metrics_jsonl(text, source);
   RunMetrics run;
-  std::istringstream in(text);
-  std::string line;
-  size_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = source + " line " + std::to_string(line_no);
-    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw Error(where + ": not valid JSON: " + snippet(line));
-    if (!j.is_object()) throw Error(where + ": not a JSON object: " + snippet(line));
-    double loss = 0, val_loss = 0;
-    const bool has_loss = read_value(j, "loss", loss, where);
-    const bool has_val = read_value(j, "val_loss", val_loss, where);
-    const bool mentions_loss = j.contains("loss") || j.contains("val_loss");
-    if (!mentions_loss) continue;  // some other kind of record
-    const auto step = j.find("step");
-    if (step == j.end() || !step->is_number() || !std::isfinite(step->get<double>()))
-      throw Error(where + ": missing or non-numeric \"step\"");
-    const double s = step->get<double>();
-    if (has_loss) run.train.push_back({s, loss});
-    if (has_val) run.val.push_back({s, val_loss});
-  }
+  for (const StepRecord& r : h.steps)
+    if (std::isfinite(r.loss)) run.train.push_back({static_cast<double>(r.step), r.loss});
+  for (const EvalRecord& r : h.evals)
+    if (std::isfinite(r.val_loss)) run.val.push_back({static_cast<double>(r.step), r.val_loss});
   const auto by_step = [](const MetricPoint& a, const MetricPoint& b) { return a.step < b.step; };
   std::stable_sort(run.train.begin(), run.train.end(), by_step);
   std::stable_sort(run.val.begin(), run.val.end(), by_step);
