@@ -272,7 +272,8 @@ TEST_F(E2e, PlotDrawsExtremeAndDegenerateLosses) {
       {"single_val_point", "{\"step\": 0, \"val_loss\": -4}\n"},
       {"tiny_values", "{\"step\": 1, \"loss\": 1e-300}\n{\"step\": 2, \"loss\": 3e-300}\n"},
       {"nearly_equal", "{\"step\": 1, \"loss\": 1.0}\n{\"step\": 2, \"loss\": 1.0000000000000002}\n"},
-      {"huge_steps", "{\"step\": 1e300, \"loss\": 1}\n{\"step\": 1.7e308, \"loss\": 2}\n"},
+      // steps are integers up to 2^62 (train/metrics.h); the x axis spans all of them
+      {"huge_steps", "{\"step\": 1, \"loss\": 1}\n{\"step\": 4611686018427387904, \"loss\": 2}\n"},
       {"some_nulls", "{\"step\": 1, \"loss\": null}\n{\"step\": 2, \"loss\": 4}\n"},
   };
   for (const auto& [name, text] : cases) {
