@@ -35,7 +35,7 @@ void run_reference_forward(const Model& model, const int32_t* tokens, int64_t B,
   opts.attention = AttentionKernel::kReference;  // the kernel that forms the T x T maps
   PassOptions pass;
   pass.keep = Keep::kNothing;
-  pass.logits = LogitRows::kNone;
+  pass.logits = LogitRows::kSkip;
   pass.observer = &record;
   record.layers.clear();
   Activations acts;

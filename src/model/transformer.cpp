@@ -107,7 +107,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
 
   A.counted = 0;
   A.loss = 0.0;
-  if (pass.logits == LogitRows::kNone) {
+  if (pass.logits == LogitRows::kSkip) {
     A.logits.clear();
     return 0.0;
   }

@@ -41,7 +41,7 @@ enum class Keep {
 enum class LogitRows {
   kAll,   // [B*T, vocab]
   kLast,  // [B, vocab]: the last token of each sequence (prefill)
-  kNone,  // no final norm, no LM head
+  kSkip,  // no final norm, no LM head
 };
 
 // What an observer sees of one layer's attention: the canonical Q and K of this pass (RoPE
