@@ -33,7 +33,7 @@ Runner add_generate(CLI::App& app) {
   p1->excludes(p2, p3);
   p2->excludes(p3);
   app.add_option("--max-tokens", o->g.max_tokens, "new tokens to generate")
-      ->check(integer_in(0, int64_t{1} << 24))->capture_default_str();
+      ->check(integer_in(0, int64_t{1} << 40))->capture_default_str();
   app.add_option("--temperature", o->g.sampling.temperature, "0 = greedy")
       ->check(real_in(0, 1e6))->capture_default_str();
   app.add_option("--top-k", o->g.sampling.top_k, "keep the k most likely tokens (0: off)")
