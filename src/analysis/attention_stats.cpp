@@ -297,30 +297,4 @@ json statistics_to_json(const AttentionStatistics& st) {
   return j;
 }
 
-json monitoring_record(const AttentionStatistics& st, int64_t step) {
-  json j = {{"step", step},
-            {"attn_sparsity", number(st.mean.sparsity)},
-            {"attn_focus", number(st.mean.focus)},
-            {"attn_entropy", number(st.mean.entropy)},
-            {"attn_mean_abs", number(st.mean.mean_abs)},
-            {"attn_max", number(st.mean.max)},
-            {"attn_negative_share", number(st.mean.negative_share)}};
-  if (st.diff) {
-    json lambdas = json::array();
-    for (const auto& l : st.layers) lambdas.push_back(number(l.lambda));
-    j["lambda"] = std::move(lambdas);
-  }
-  if (st.options.span) {
-    j["attn_span"] = number(st.span_mean.attention);
-    j["attn_noise"] = number(st.span_mean.noise);
-  }
-  if (st.options.activations) {
-    j["logit_top1"] = number(st.logits.top1);
-    j["logit_median"] = number(st.logits.median);
-    j["hidden_top1"] = number(st.hidden.top1);
-    j["hidden_median"] = number(st.hidden.median);
-  }
-  return j;
-}
-
 }  // namespace difftx

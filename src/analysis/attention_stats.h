@@ -103,10 +103,4 @@ AttentionStatistics attention_statistics(const Model& model, const int32_t* toke
 // The full statistics as JSON (the layout of stats.json; NaN becomes null).
 nlohmann::ordered_json statistics_to_json(const AttentionStatistics& stats);
 
-// One flat line for metrics.jsonl: {"step", "attn_sparsity", "attn_focus", "attn_entropy",
-// "attn_mean_abs", "attn_max", "attn_negative_share", "lambda": [per layer] (differential),
-// "attn_span", "attn_noise" (with a span), "logit_top1", "logit_median", "hidden_top1",
-// "hidden_median" (with activations)}. It has no "loss" key, so loss plots ignore it.
-nlohmann::ordered_json monitoring_record(const AttentionStatistics& stats, int64_t step);
-
 }  // namespace difftx
