@@ -134,9 +134,13 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   check_replaceable_file(path);
   remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error("cannot write " + path + ": " + errno_text());
+  // Registered before it exists, so a SIGINT/SIGTERM right after the open still removes it.
   const int slot = register_temporary(tmp);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    unregister_temporary(slot);
+    throw Error("cannot write " + path + ": " + errno_text());
+  }
   auto fail = [&](const std::string& why) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
@@ -190,9 +194,11 @@ StagedDirectory::StagedDirectory(const std::string& final_dir) : final_(final_di
   remove_stale_temporaries(fp.string());
   tmp_ = fp.string() + ".tmp." + std::to_string(::getpid());
   fs::remove_all(tmp_, ec);
-  if (!fs::create_directories(tmp_, ec) || ec)
+  cleanup_slot_ = register_temporary(tmp_);  // before it exists: see write_file_atomic
+  if (!fs::create_directories(tmp_, ec) || ec) {
+    unregister_temporary(cleanup_slot_);
     throw Error("cannot create directory " + tmp_ + ": " + ec.message());
-  cleanup_slot_ = register_temporary(tmp_);
+  }
 }
 
 StagedDirectory::~StagedDirectory() {
