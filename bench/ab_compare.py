@@ -7,7 +7,9 @@ every figure per binary and their ratio B / A.
 
 Benches (each one `difftx bench ... --json` subprocess): the reference config
 configs/small-diff.json at T = 512, B = 4 in fp32 and in bf16: training, prefill, and
-batch-1 decode after a T/2 prompt (64 new tokens). Standard library only.
+batch-1 decode after a T/2 prompt (64 new tokens); and decode alone at batch 1, 512 new
+tokens after a 512-token prompt (decode-b1), since 64 tokens time too briefly to be steady.
+Standard library only.
 """
 import argparse
 import json
@@ -22,6 +24,11 @@ BENCHES = {
                  "--steps", "3", "--decode-tokens", "64"],
     "ref-bf16": ["--config", "configs/small-diff.json", "--seq", "512", "--batch", "4",
                  "--steps", "3", "--decode-tokens", "64", "--precision", "bf16"],
+    # decode alone: 512 tokens after a 512-token prompt (the short training run is not read;
+    # seq 1024 keeps the prompt and the fed ids inside the batch, which binaries from before
+    # the fix of issue 16 need)
+    "decode-b1": ["--config", "configs/small-diff.json", "--seq", "1024", "--batch", "1",
+                  "--steps", "1", "--decode-tokens", "512"],
 }
 KEYS = ["train_tokens_per_s", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss_mb"]
 

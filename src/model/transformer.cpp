@@ -79,7 +79,8 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
     if (targets) check(targets[m] < V, "target id ", targets[m], " is out of range [0, ", V, ")");
   }
   const Positions pos = positions(pass, B, T);
-  ensure_rope(A.rope, c, pos.end);
+  // With a cache, cover its whole capacity at once: decoding then never rebuilds the table.
+  ensure_rope(A.rope, c, pass.cache ? pass.cache->capacity() : pos.end);
   A.opts = opts;
   A.keep = pass.keep;
   A.B = B;
