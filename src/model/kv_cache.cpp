@@ -15,7 +15,7 @@ KvCache::KvCache(const Config& c, int64_t capacity, int64_t sequences) {
                            uint128(capacity) * uint128(sequences) * sizeof(float),
                        "a KV cache of " + std::to_string(sequences) + " x " +
                            std::to_string(capacity) + " tokens",
-                       "use a shorter context (prompt + --max-tokens) or fewer prompts");
+                       "use a shorter context (prompt + max_tokens) or fewer prompts");
   geom = head_geometry(c, sequences, capacity);
   K.assign(static_cast<size_t>(c.num_hidden_layers),
            std::vector<float>(static_cast<size_t>(geom.k_size())));
