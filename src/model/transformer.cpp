@@ -72,6 +72,8 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   check(T <= c.max_position_embeddings, "sequence of ", T,
         " tokens exceeds max_position_embeddings (", c.max_position_embeddings, ")");
   check(!targets || pass.logits == LogitRows::kAll, "a loss needs the logits of every token");
+  check(!pass.cache || pass.keep == Keep::kNothing,
+        "a pass over a KV cache keeps no activations (there is no backward through the cache)");
   const int64_t M = B * T, C = c.hidden_size, V = c.vocab_size;
   for (int64_t m = 0; m < M; ++m) {
     check(tokens[m] >= 0 && tokens[m] < V, "token id ", tokens[m], " at position ", m,

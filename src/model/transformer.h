@@ -70,9 +70,9 @@ class LayerObserver {
 struct PassOptions {
   Keep keep = Keep::kForBackward;
   LogitRows logits = LogitRows::kAll;
-  // With a cache: batch row b is cache sequence cache_rows[b] (null: b); its tokens go to
-  // positions len[b]..len[b]+T-1, their keys and values are appended, attention reads the
-  // cache, and len grows by T.
+  // With a cache (and Keep::kNothing): batch row b is cache sequence cache_rows[b] (null: b);
+  // its tokens go to positions len[b]..len[b]+T-1, their keys and values are appended,
+  // attention reads the cache, and len grows by T.
   KvCache* cache = nullptr;
   const int64_t* cache_rows = nullptr;
   LayerObserver* observer = nullptr;
