@@ -51,17 +51,29 @@ void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
   }
 }
 
+// What forward and backward of layer l both read: the model, its config, the layer's tensor
+// offsets, the pass geometry, rows M = B*T, widths (hidden, MLP, fused q/k/v, attention out).
+struct LayerShape {
+  const Model& model;
+  const Config& c;
+  const LayerOffsets& L;
+  const HeadGeometry& g;
+  int64_t M, C, F, Wqkv, Wattn;
+  Precision prec;
+};
+
+LayerShape shape_of(const LayerPass& p, int64_t l) {
+  const Config& c = p.model.config;
+  return {p.model, c, p.model.layout.layers[static_cast<size_t>(l)], p.geom,
+          p.geom.B * p.geom.T, c.hidden_size, c.intermediate_size,
+          c.q_width() + 2 * c.kv_width(), p.geom.Pq * p.geom.dv(), p.run.precision};
+}
+
 }  // namespace
 
 void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a) {
-  const Model& model = p.model;
-  const Config& c = model.config;
-  const LayerOffsets& L = model.layout.layers[static_cast<size_t>(l)];
-  const HeadGeometry& g = p.geom;
-  const int64_t M = g.B * g.T, C = c.hidden_size, F = c.intermediate_size;
-  const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = g.Pq * g.dv();
+  const auto [model, c, L, g, M, C, F, Wqkv, Wattn, prec] = shape_of(p, l);
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const Precision prec = p.run.precision;
 
   if (p.keep == Keep::kForBackward) a.x_in.assign(x, x + M * C);
   resize(a.inv_rms1, M);
@@ -110,13 +122,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
 
 void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                     std::vector<float>& dx, LayerGradScratch& s, float* G) {
-  const Model& model = p.model;
-  const Config& c = model.config;
-  const LayerOffsets& L = model.layout.layers[static_cast<size_t>(l)];
-  const HeadGeometry& g = p.geom;
-  const int64_t M = g.B * g.T, C = c.hidden_size, F = c.intermediate_size;
-  const int64_t Wqkv = c.q_width() + 2 * c.kv_width(), Wattn = g.Pq * g.dv();
-  const Precision prec = p.run.precision;
+  const auto [model, c, L, g, M, C, F, Wqkv, Wattn, prec] = shape_of(p, l);
   check(!a.x_in.empty(), "backward needs a forward pass that kept its activations");
   resize(s.dxn, M * C);
   resize(s.dact, M * F);
