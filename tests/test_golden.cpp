@@ -59,7 +59,9 @@ INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,
                                            "diff_gqa", "diff_split_gqa_tied", "llama_baseline",
                                            "diff_bf16_weights", "diff_f16_weights",
                                            "diff_no_groupnorm", "diff_lambda_init_const",
-                                           "llama_groupnorm"));
+                                           "llama_groupnorm", "diffv2_rope_gptj",
+                                           "diffv2_gqa_rope_half",
+                                           "diffv2_gqa_rope_gptj_tied"));
 
 }  // namespace
 }  // namespace difftx

@@ -27,7 +27,7 @@ Runner add_init(CLI::App& app) {
     init_parameters(model, o->seed);
     save_new_model(o->out, model);
     std::printf("wrote %s: %s, %zu parameters\n", o->out.c_str(),
-                config.is_diff() ? "diffllama" : "llama", model.layout.num_parameters());
+                model_type_name(config.model_type), model.layout.num_parameters());
     return 0;
   };
 }

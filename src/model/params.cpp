@@ -40,9 +40,12 @@ uint128 layout_bytes(const Config& c) {
   const uint128 C = static_cast<uint128>(c.hidden_size), F = static_cast<uint128>(c.intermediate_size);
   const uint128 V = static_cast<uint128>(c.vocab_size), d = static_cast<uint128>(c.head_dim);
   const uint128 q = static_cast<uint128>(c.q_width()), kv = static_cast<uint128>(c.kv_width());
+  const uint128 o = static_cast<uint128>(c.o_width());
+  const uint128 lambda_proj = c.is_diff_v2() ? static_cast<uint128>(c.num_attention_heads) * C : 0;
   constexpr uint128 kAlign = 16, kEntryBytes = 192;  // gap per tensor (floats); bytes per entry
   const uint128 lambdas = (c.is_diff() ? 4 * d : 0) + (c.head_norm_weight() ? 2 * d : 0);
-  const uint128 per_layer = 2 * C + (q + 2 * kv) * C + C * q + lambdas + 3 * C * F + 10 * kAlign;
+  const uint128 per_layer =
+      2 * C + (q + 2 * kv) * C + C * o + lambdas + lambda_proj + 3 * C * F + 10 * kAlign;
   const uint128 floats = V * C * (c.tie_word_embeddings ? 1 : 2) + C + 3 * kAlign +
                          static_cast<uint128>(c.num_hidden_layers) * per_layer;
   const uint128 entries = 3 + static_cast<uint128>(c.num_hidden_layers) * 12;
@@ -78,8 +81,11 @@ ParamLayout make_layout(const Config& c) {
     L.qkv = b.add(p + "self_attn.q_proj.weight", {c.q_width(), C}, ParamKind::kMatrix);
     b.add(p + "self_attn.k_proj.weight", {c.kv_width(), C}, ParamKind::kMatrix, true);
     b.add(p + "self_attn.v_proj.weight", {c.kv_width(), C}, ParamKind::kMatrix, true);
-    L.o_proj = b.add(p + "self_attn.o_proj.weight", {C, c.q_width()}, ParamKind::kMatrix);
-    L.lambda_q1 = L.lambda_k1 = L.lambda_q2 = L.lambda_k2 = L.groupnorm = kNone;
+    L.o_proj = b.add(p + "self_attn.o_proj.weight", {C, c.o_width()}, ParamKind::kMatrix);
+    L.lambda_q1 = L.lambda_k1 = L.lambda_q2 = L.lambda_k2 = L.groupnorm = L.lambda_proj = kNone;
+    if (c.is_diff_v2())
+      L.lambda_proj = b.add(p + "self_attn.lambda_proj.weight", {c.num_attention_heads, C},
+                            ParamKind::kMatrix);
     if (c.is_diff()) {
       L.lambda_q1 = b.add(p + "self_attn.lambda_q1", {d}, ParamKind::kLambda);
       L.lambda_k1 = b.add(p + "self_attn.lambda_k1", {d}, ParamKind::kLambda);

@@ -26,7 +26,8 @@ constexpr size_t kNone = static_cast<size_t>(-1);
 
 struct LayerOffsets {
   size_t input_norm, qkv, o_proj, lambda_q1, lambda_k1, lambda_q2, lambda_k2, groupnorm,
-      post_norm, gate_up, down;  // groupnorm and lambdas are kNone when absent
+      lambda_proj,  // V2's per-token lambda projection [n, hidden]
+      post_norm, gate_up, down;  // groupnorm and the lambdas are kNone when absent
 };
 
 struct ParamLayout {
