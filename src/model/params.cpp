@@ -65,6 +65,25 @@ size_t ParamLayout::num_parameters() const {
   return n;
 }
 
+ParameterCounts count_parameters(const ParamLayout& layout) {
+  ParameterCounts n;
+  const auto has = [](const std::string& name, const char* part) {
+    return name.find(part) != std::string::npos;
+  };
+  for (const TensorSpec& t : layout.tensors) {
+    n.total += t.numel;
+    if (has(t.name, ".ext.")) n.extension += t.numel;
+    else if (has(t.name, "embed_tokens")) n.embedding += t.numel;
+    else if (has(t.name, "lm_head")) n.lm_head += t.numel;
+    else if (has(t.name, "self_attn.")) {
+      n.attention += t.numel;
+      if (has(t.name, "self_attn.lambda")) n.lambda += t.numel;
+    } else if (has(t.name, "mlp.")) n.mlp += t.numel;
+    else n.norm += t.numel;
+  }
+  return n;
+}
+
 ParamLayout make_layout(const Config& c) {
   check_fits_in_memory(layout_bytes(c),
                        "the model (" + std::to_string(c.num_hidden_layers) + " layers, hidden_size " +

@@ -42,6 +42,17 @@ struct ParamLayout {
 // Throws Error when the model would not fit in this machine's memory.
 ParamLayout make_layout(const Config& c);
 
+// Parameters by role, from the tensor names alone (so variants of different shapes compare):
+// embedding, LM head (0 when tied), attention (q/k/v/o, V1's lambda vectors, the head norm,
+// V2's lambda_proj), MLP, the RMSNorm weights of the residual stream, and extensions
+// (tensors under ".ext."). `lambda` is the part of attention that produces lambda.
+struct ParameterCounts {
+  size_t total = 0, embedding = 0, lm_head = 0, attention = 0, lambda = 0, mlp = 0, norm = 0,
+         extension = 0;
+  size_t non_embedding() const { return total - embedding - lm_head; }
+};
+ParameterCounts count_parameters(const ParamLayout& layout);
+
 struct Model {
   Config config;
   ParamLayout layout;
