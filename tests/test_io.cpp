@@ -2,8 +2,10 @@
 // config defaults and checks, model directories, token lists.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "core/error.h"
@@ -155,6 +157,39 @@ TEST(Config, DiffV2GeometryAndErrors) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   }
+}
+
+// Paired initialisation: with one seed, a differential model and the baseline of the same sizes
+// get identical values in every tensor both have (same name and shape); V2's taller q_proj
+// starts with the baseline's rows. A different seed gives different values.
+TEST(Init, VariantsWithOneSeedShareEveryCommonTensor) {
+  const std::string base = R"("vocab_size": 10, "hidden_size": 16, "intermediate_size": 24,
+      "num_hidden_layers": 2, "num_attention_heads": 4)";
+  auto make = [&](const char* type, uint64_t seed) {
+    auto m = std::make_unique<Model>(
+        parse_config("{" + base + R"(, "model_type": ")" + type + R"("})", "c",
+                     LayoutDefaults::kOfficial));
+    init_parameters(*m, seed);
+    return m;
+  };
+  const auto llama = make("llama", 11), diff = make("diffllama", 11), v2 = make("diffllama_v2", 11);
+  const auto other = make("llama", 12);
+  int shared = 0;
+  for (const TensorSpec& t : llama->layout.tensors) {
+    const float* a = llama->at(t.offset);
+    const TensorSpec* d = diff->layout.find(t.name);
+    ASSERT_NE(d, nullptr) << t.name;
+    if (d->shape == t.shape) {
+      EXPECT_TRUE(std::equal(a, a + t.numel, diff->at(d->offset))) << t.name;
+      ++shared;
+    }
+    const TensorSpec* w = v2->layout.find(t.name);
+    ASSERT_NE(w, nullptr) << t.name;
+    EXPECT_TRUE(std::equal(a, a + t.numel, v2->at(w->offset))) << t.name << " (prefix)";
+    if (t.kind == ParamKind::kMatrix || t.kind == ParamKind::kEmbedding)
+      EXPECT_FALSE(std::equal(a, a + t.numel, other->at(t.offset))) << t.name;
+  }
+  EXPECT_EQ(shared, static_cast<int>(llama->layout.tensors.size()));
 }
 
 // The ablation keys of SPEC section 2: defaults are the paper's model, values round-trip, and

@@ -136,9 +136,21 @@ Model::Model(const Config& c) : config(c), layout(make_layout(c)) {
   }
 }
 
+namespace {
+// FNV-1a: a fixed, portable hash of a tensor name.
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
 void init_parameters(Model& m, uint64_t seed) {
-  Rng rng(seed);
   for (const auto& t : m.layout.tensors) {
+    // One stream per tensor, from the seed and the tensor's name: two variants initialised
+    // with one seed get identical values in every tensor they share (paired initialisation),
+    // whatever else their layouts hold.
+    Rng rng(seed ^ (name_hash(t.name) * 0x9E3779B97F4A7C15ull));
     float* p = m.at(t.offset);
     switch (t.kind) {
       case ParamKind::kMatrix:

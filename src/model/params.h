@@ -63,6 +63,8 @@ struct Model {
 };
 
 // normal(0, 0.02) matrices and embeddings, unit norm weights, normal(0, lambda_std_dev) lambdas.
+// Each tensor is drawn from its own stream (seed, tensor name): models of different variants
+// with the same seed share the values of every tensor they have in common.
 void init_parameters(Model& m, uint64_t seed);
 
 }  // namespace difftx
