@@ -10,43 +10,12 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/stop_signals.h"
 #include "core/error.h"
 #include "train/run.h"
 
 namespace difftx::cli {
 namespace {
-std::atomic<bool> g_stop{false};
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) {
-  g_stop_signal.store(sig);
-  g_stop.store(true);
-}
-
-// SIGINT and SIGTERM both ask the run to save and stop; the previous handlers come back after.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop.store(false);
-    g_stop_signal.store(0);
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-  const std::atomic<bool>* flag() const { return &g_stop; }
-  int signal() const { return g_stop_signal.load(); }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
-
 std::string format_duration(double s) {
   char buf[32];
   const long t = static_cast<long>(s + 0.5);

@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_tokenizer);
   add("attention", "Attention maps, statistics, heatmaps and an interactive report for a text",
       difftx::cli::add_attention);
+  add("experiment", "Run the paper's claims as experiments: arms x rates x seeds, with a report",
+      difftx::cli::add_experiment);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

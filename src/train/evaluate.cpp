@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 #include <vector>
 
 #include "core/error.h"
 #include "io/tokenizer.h"
+#include "kernels/cross_entropy.h"
 #include "model/transformer.h"
 
 namespace difftx {
@@ -26,6 +28,17 @@ std::vector<int64_t> bytes_per_id(const Tokenizer& tok, int64_t vocab) {
   return id_bytes;
 }
 }  // namespace
+
+void ar_hit_flags(const int32_t* in, const int32_t* target, int64_t T, uint8_t* hit) {
+  std::unordered_set<uint64_t> seen;  // bigrams (in[s], target[s]) of the positions before t
+  const auto key = [](int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  };
+  for (int64_t t = 0; t < T; ++t) {
+    hit[t] = target[t] >= 0 && seen.count(key(in[t], target[t])) > 0;
+    if (target[t] >= 0) seen.insert(key(in[t], target[t]));
+  }
+}
 
 EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSpec& spec,
                          const Tokenizer* tok) {
@@ -50,9 +63,10 @@ EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSp
   PassOptions pass;
   pass.keep = Keep::kNothing;  // a loss needs every logit, backward nothing
   EvalResult r;
-  double nll = 0;
+  double nll = 0, hit_nll = 0;
   Activations acts;
-  std::vector<int32_t> in, tg;
+  std::vector<int32_t> in, tg, hit_tg;
+  std::vector<uint8_t> hit(static_cast<size_t>(T));
   for (int64_t w0 = 0; w0 < n_windows; w0 += spec.batch) {
     const int64_t nb = std::min(spec.batch, n_windows - w0);
     in.assign(static_cast<size_t>(nb * T), 0);
@@ -68,8 +82,26 @@ EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSp
     const double mean = forward(model, in.data(), tg.data(), nb, T, acts, run, pass);
     nll += mean * static_cast<double>(acts.counted);
     r.tokens += acts.counted;
+    if (spec.split_ar_hit) {  // the same logits, scored on the AR-Hit targets alone
+      hit_tg.assign(tg.size(), -1);
+      for (int64_t b = 0; b < nb; ++b) {
+        ar_hit_flags(in.data() + b * T, tg.data() + b * T, T, hit.data());
+        for (int64_t t = 0; t < T; ++t)
+          if (hit[static_cast<size_t>(t)]) hit_tg[b * T + t] = tg[b * T + t];
+      }
+      int64_t counted = 0;
+      const double hit_mean =
+          cross_entropy_forward(acts.logits.data(), hit_tg.data(), nb * T, vocab, &counted);
+      hit_nll += hit_mean * static_cast<double>(counted);
+      r.ar_hit_tokens += counted;
+    }
   }
   r.loss = nll / static_cast<double>(r.tokens);
+  if (spec.split_ar_hit) {
+    r.ar_hit_loss = r.ar_hit_tokens > 0 ? hit_nll / static_cast<double>(r.ar_hit_tokens) : 0;
+    const int64_t others = r.tokens - r.ar_hit_tokens;
+    r.other_loss = others > 0 ? (nll - hit_nll) / static_cast<double>(others) : 0;
+  }
   r.perplexity = std::exp(r.loss);
   r.bits_per_byte = r.bytes > 0 ? nll / std::log(2.0) / static_cast<double>(r.bytes) : 0;
   return r;

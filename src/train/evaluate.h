@@ -26,12 +26,24 @@ struct EvalSpec {
   int64_t batch = 4;      // windows per forward pass, in [1, 4096]
   int64_t max_tokens = 0; // predicted tokens scored (0: the whole stream)
   Precision precision = Precision::kFP32;
+  bool split_ar_hit = false;  // also the loss on AR-Hit tokens and on the others (below)
 };
 
 struct EvalResult {
   double loss = 0, perplexity = 0, bits_per_byte = 0;
   int64_t tokens = 0, bytes = 0;
+  // With split_ar_hit: mean loss (nats per token) over the AR-Hit predictions and over the
+  // rest, and how many of the scored tokens are AR-Hit.
+  double ar_hit_loss = 0, other_loss = 0;
+  int64_t ar_hit_tokens = 0;
 };
+
+// AR-Hit (the paper's Table 6, after Zoology, Arora et al. 2023): the prediction of token
+// t + 1 is an AR-Hit when the bigram (token t, token t + 1) already occurred earlier in the
+// same window, so that recalling it from the context predicts the token. in[t] is token t of
+// the window, target[t] token t + 1 (-1: not scored, never a hit); hit (overwritten) gets T
+// flags.
+void ar_hit_flags(const int32_t* in, const int32_t* target, int64_t T, uint8_t* hit);
 
 // Throws Error naming the field (seq, batch, max_tokens) of a value out of range, or for token
 // ids outside the model's vocabulary. `tok` (may be null) gives bytes and bits per byte.

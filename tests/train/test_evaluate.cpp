@@ -92,5 +92,61 @@ TEST_F(Evaluate, OutOfRangeValuesNameTheirField) {
   EXPECT_EQ(field_of(s), "max_tokens");
 }
 
+// AR-Hit on a hand-made window: "a b c a b d a b c" predicts b after a three times; the
+// bigram (a, b) is new at t = 0 and seen at t = 3 and t = 6; (b, c) is new at t = 1 and seen at
+// t = 7; (b, d) at t = 4 is new. An unscored target is never a hit.
+TEST(ArHit, FlagsBigramsSeenEarlierInTheWindow) {
+  const int32_t a = 1, b = 2, c = 3, d = 4;
+  const std::vector<int32_t> in = {a, b, c, a, b, d, a, b};
+  std::vector<int32_t> target = {b, c, a, b, d, a, b, c};
+  std::vector<uint8_t> hit(in.size());
+  ar_hit_flags(in.data(), target.data(), 8, hit.data());
+  EXPECT_EQ(hit, (std::vector<uint8_t>{0, 0, 0, 1, 0, 0, 1, 1}));
+  target[6] = -1;  // not scored: not a hit, and (a, b) still seen from t = 3
+  ar_hit_flags(in.data(), target.data(), 8, hit.data());
+  EXPECT_EQ(hit, (std::vector<uint8_t>{0, 0, 0, 1, 0, 0, 0, 1}));
+}
+
+// The split is of the same scored tokens: the token-weighted mean of the AR-Hit loss and the
+// other loss is the overall loss, and the AR-Hit loss equals an independent recomputation.
+TEST_F(Evaluate, ArHitSplitPartitionsTheScoredTokens) {
+  EvalSpec spec;
+  spec.seq = 40;
+  spec.batch = 2;
+  spec.split_ar_hit = true;
+  const EvalResult r = evaluate_loss(*model_, *data_, spec, tok_.get());
+  ASSERT_GT(r.ar_hit_tokens, 5);
+  ASSERT_LT(r.ar_hit_tokens, r.tokens);
+  const double hits = static_cast<double>(r.ar_hit_tokens);
+  EXPECT_NEAR((r.ar_hit_loss * hits + r.other_loss * (static_cast<double>(r.tokens) - hits)) /
+                  static_cast<double>(r.tokens),
+              r.loss, 1e-9 * r.loss);
+  double nll = 0;
+  int64_t count = 0;
+  Activations acts;
+  for (int64_t start = 0; start < r.tokens; start += spec.seq) {
+    const int64_t len = std::min<int64_t>(spec.seq, r.tokens - start);
+    std::vector<int32_t> in(len), tg(len);
+    for (int64_t t = 0; t < len; ++t) {
+      in[t] = data_->at(start + t);
+      tg[t] = data_->at(start + t + 1);
+    }
+    forward(*model_, in.data(), nullptr, 1, len, acts, RunOptions{}, PassOptions{Keep::kNothing});
+    for (int64_t t = 0; t < len; ++t) {
+      bool seen = false;
+      for (int64_t s = 0; s < t; ++s) seen = seen || (in[s] == in[t] && tg[s] == tg[t]);
+      if (!seen) continue;
+      const float* row = acts.logits.data() + t * model_->config.vocab_size;
+      double mx = row[0], z = 0;
+      for (int64_t v = 0; v < model_->config.vocab_size; ++v) mx = std::max<double>(mx, row[v]);
+      for (int64_t v = 0; v < model_->config.vocab_size; ++v) z += std::exp(row[v] - mx);
+      nll += std::log(z) + mx - row[tg[t]];
+      ++count;
+    }
+  }
+  EXPECT_EQ(count, r.ar_hit_tokens);
+  EXPECT_NEAR(nll / static_cast<double>(count), r.ar_hit_loss, 1e-5 * r.ar_hit_loss);
+}
+
 }  // namespace
 }  // namespace difftx

@@ -1,0 +1,230 @@
+#include "experiment/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "analysis/plot.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "experiment/commit.inc.h"
+
+namespace difftx {
+namespace fs = std::filesystem;
+
+Spread spread_of(const std::vector<double>& v) {
+  Spread s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  if (v.size() < 2) return s;
+  double ss = 0;
+  for (double x : v) ss += (x - s.mean) * (x - s.mean);
+  s.sd = std::sqrt(ss / static_cast<double>(v.size() - 1));
+  // Two-sided 97.5% quantiles of Student's t for 1..10 degrees of freedom, then the normal's.
+  static const double kT[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228};
+  const size_t df = v.size() - 1;
+  s.half95 = (df <= 10 ? kT[df - 1] : 1.96) * s.sd / std::sqrt(static_cast<double>(v.size()));
+  return s;
+}
+
+namespace {
+std::string fmt(double x, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
+  return buf;
+}
+std::string pm(const Spread& s, int digits = 4) {
+  return s.n > 1 ? fmt(s.mean, digits) + " ± " + fmt(s.sd, digits) : fmt(s.mean, digits);
+}
+std::string rate(double lr) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0e", lr);
+  return buf;
+}
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+using Metric = double RunMeasures::*;
+struct MetricInfo {
+  const char* name;
+  Metric field;
+};
+const MetricInfo kMetrics[] = {{"val bits/byte", &RunMeasures::val_bpb},
+                               {"val loss (nats/token)", &RunMeasures::val_loss},
+                               {"AR-Hit loss", &RunMeasures::ar_hit_loss},
+                               {"other-token loss", &RunMeasures::other_loss},
+                               {"train loss (last 10%)", &RunMeasures::train_loss}};
+
+std::vector<const RunMeasures*> runs_of(const ExperimentResults& r, const std::string& arm, double lr) {
+  std::vector<const RunMeasures*> out;
+  for (const RunMeasures& m : r.runs)
+    if (m.arm == arm && m.lr == lr) out.push_back(&m);
+  return out;
+}
+std::vector<double> values(const std::vector<const RunMeasures*>& runs, Metric f) {
+  std::vector<double> v;
+  for (const RunMeasures* m : runs) v.push_back(m->*f);
+  return v;
+}
+// The rate with the lowest mean validation loss over seeds (the selection rule, fixed in
+// advance; ties: the smaller rate).
+double best_rate(const ExperimentResults& r, const std::string& arm) {
+  double best = 0, best_loss = INFINITY;
+  for (double lr : r.spec.lrs) {
+    const auto runs = runs_of(r, arm, lr);
+    if (runs.empty()) continue;
+    const double loss = spread_of(values(runs, &RunMeasures::val_loss)).mean;
+    if (loss < best_loss) best = lr, best_loss = loss;
+  }
+  return best;
+}
+}  // namespace
+
+void write_experiment_report(const ExperimentResults& r, const std::string& out_dir,
+                             const std::string& command) {
+  const ExperimentSpec& s = r.spec;
+  std::ostringstream md;
+  md << "# Experiment `" << s.name << "` (version " << s.version << "): " << s.title << "\n\n";
+  if (!s.question.empty()) md << s.question << "\n\n";
+  if (!r.complete) md << "**Incomplete:** some runs have not finished; run the same command again to resume.\n\n";
+
+  double total_wall = 0;
+  for (const RunMeasures& m : r.runs) total_wall += m.wall_s;
+  md << "## How it was run\n\n"
+     << "- Command: `" << command << "`\n"
+     << "- Experiment file: " << s.source << "\n"
+     << "- difftx commit " << kDifftxCommit << ", on " << cpu_model() << " ("
+     << std::thread::hardware_concurrency() << " hardware threads)\n"
+     << "- Wall time: " << fmt(total_wall / 60.0, 1) << " min of training and measuring in all ("
+     << r.runs.size() << " runs)\n\n";
+
+  md << "## Protocol (fixed before running)\n\n"
+     << "- Data: train `" << s.train_data << "`, validation `" << s.val_data << "`, tokenizer `"
+     << s.tokenizer << "`.\n"
+     << "- Budget per run, the same for every arm: " << s.train.steps << " steps of "
+     << s.train.batch << " x " << s.train.seq << " tokens (" << s.train.steps * s.train.batch * s.train.seq
+     << " tokens), AdamW, cosine schedule, warm-up " << (s.train.warmup < 0 ? "5%" : std::to_string(s.train.warmup) + " steps")
+     << ", weight decay " << s.train.weight_decay << ", gradient clip " << s.train.grad_clip << ".\n"
+     << "- Learning rates:";
+  for (double lr : s.lrs) md << " " << rate(lr);
+  md << " for every arm; each arm is reported at the rate with its lowest mean validation loss.\n"
+     << "- Seeds:";
+  for (uint64_t seed : s.seeds) md << " " << seed;
+  md << ". A seed fixes the data order (the same windows in the same order for every arm) and "
+        "the initial weights, drawn per tensor from (seed, tensor name): every tensor two arms "
+        "share starts identical (paired initialisation).\n"
+     << "- Measured at the end on the first " << (s.eval_tokens > 0 ? std::to_string(s.eval_tokens) : "all")
+     << " validation tokens in consecutive windows of " << s.train.seq << ". AR-Hit: a predicted token "
+        "whose bigram (previous token, token) already occurred earlier in the same window (the "
+        "paper's Table 6, after Zoology); its loss and the loss of the other tokens are reported apart.\n"
+     << "- Differences are paired by seed (arm minus `" << s.baseline << "`, same seed), with a "
+        "95% t-interval over seeds. Verdict: *better* / *worse* when the interval excludes 0, else "
+        "*inconclusive*.\n\n";
+
+  md << "## Arms\n\n| arm | model_type | preset | overrides | parameters | without embedding |\n|---|---|---|---|---|---|\n";
+  for (const ExperimentArm& a : s.arms) {
+    const auto runs = runs_of(r, a.name, s.lrs.front());
+    const Config c = arm_config(a, 257, s.source);
+    md << "| " << a.name << " | " << model_type_name(c.model_type) << " | " << a.preset << " | `"
+       << (a.config.empty() ? "-" : a.config.dump()) << "` | "
+       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.total)) << " | "
+       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.non_embedding())) << " |\n";
+  }
+
+  md << "\n## Results (each arm at its best learning rate; mean ± sd over seeds)\n\n| arm | lr | seeds |";
+  for (const MetricInfo& mi : kMetrics) md << " " << mi.name << " |";
+  md << " tokens/s |\n|---|---|---|";
+  for (size_t i = 0; i <= std::size(kMetrics); ++i) md << "---|";
+  md << "\n";
+  std::map<std::string, double> best;
+  for (const ExperimentArm& a : s.arms) {
+    best[a.name] = best_rate(r, a.name);
+    const auto runs = runs_of(r, a.name, best[a.name]);
+    md << "| " << a.name << " | " << rate(best[a.name]) << " | " << runs.size() << " |";
+    for (const MetricInfo& mi : kMetrics) md << " " << pm(spread_of(values(runs, mi.field))) << " |";
+    md << " " << fmt(spread_of(values(runs, &RunMeasures::train_tokens_per_s)).mean, 0) << " |\n";
+  }
+
+  md << "\n## Against the baseline `" << s.baseline << "` (paired by seed)\n\n"
+     << "| arm | metric | mean difference | 95% interval | relative | verdict |\n|---|---|---|---|---|---|\n";
+  const auto base_runs = runs_of(r, s.baseline, best[s.baseline]);
+  for (const ExperimentArm& a : s.arms) {
+    if (a.name == s.baseline) continue;
+    const auto runs = runs_of(r, a.name, best[a.name]);
+    for (const MetricInfo& mi : kMetrics) {
+      std::vector<double> diff, base;
+      for (const RunMeasures* m : runs)
+        for (const RunMeasures* b : base_runs)
+          if (m->seed == b->seed) {
+            diff.push_back(m->*mi.field - b->*mi.field);
+            base.push_back(b->*mi.field);
+          }
+      if (diff.empty()) continue;
+      const Spread d = spread_of(diff), b = spread_of(base);
+      const char* verdict = d.n < 2 ? "one seed: no interval"
+                            : d.mean + d.half95 < 0 ? "better (lower)"
+                            : d.mean - d.half95 > 0 ? "worse (higher)"
+                                                    : "inconclusive";
+      md << "| " << a.name << " | " << mi.name << " | " << fmt(d.mean) << " | "
+         << (d.n > 1 ? "[" + fmt(d.mean - d.half95) + ", " + fmt(d.mean + d.half95) + "]" : "-")
+         << " | " << fmt(100.0 * d.mean / b.mean, 2) << "% | " << verdict << " |\n";
+    }
+  }
+
+  if (s.lrs.size() > 1) {
+    md << "\n## Learning-rate sweep (mean validation loss over seeds)\n\n| arm |";
+    for (double lr : s.lrs) md << " " << rate(lr) << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < s.lrs.size(); ++i) md << "---|";
+    md << "\n";
+    for (const ExperimentArm& a : s.arms) {
+      md << "| " << a.name << " |";
+      for (double lr : s.lrs) md << " " << pm(spread_of(values(runs_of(r, a.name, lr), &RunMeasures::val_loss))) << " |";
+      md << "\n";
+    }
+  }
+
+  if (!s.paper.empty()) {
+    md << "\n## The paper's figures beside ours\n\n| claim | paper | where |\n|---|---|---|\n";
+    for (const PaperFigure& p : s.paper) md << "| " << p.claim << " | " << p.paper << " | " << p.where << " |\n";
+    md << "\nOurs are in the tables above; the paper's models are 830M parameters and up, "
+          "trained on billions of tokens, so a difference in sign or size at this scale is a "
+          "result about this scale.\n";
+  }
+
+  // Loss curves of every arm at its best rate, every seed.
+  std::vector<RunMetrics> curves;
+  for (const ExperimentArm& a : s.arms)
+    for (const RunMeasures* m : runs_of(r, a.name, best[a.name])) {
+      try {
+        RunMetrics rm = read_metrics((fs::path(out_dir) / m->dir).string());
+        rm.name = a.name + " s" + std::to_string(m->seed);
+        curves.push_back(std::move(rm));
+      } catch (const Error&) {  // a run directory removed by hand: no curve
+      }
+    }
+  if (!curves.empty()) {
+    fs::create_directories(fs::path(out_dir) / "figures");
+    PlotOptions po;
+    po.title = s.name + ": loss at each arm's best learning rate";
+    const auto png = plot_loss_curves(curves, po);
+    write_file_atomic((fs::path(out_dir) / "figures" / "loss.png").string(), png.data(), png.size());
+    md << "\n## Figures\n\n![loss curves](figures/loss.png)\n";
+  }
+  md << "\nEvery run, seed and metric: `results.json`; each run's directory (under `runs/`) is "
+        "a model directory with its metrics.jsonl.\n";
+  write_file_atomic((fs::path(out_dir) / "report.md").string(), md.str());
+}
+
+}  // namespace difftx

@@ -1,0 +1,201 @@
+#include "experiment/runner.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "io/checkpoint.h"
+#include "io/tokenizer.h"
+#include "train/dataset.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/run.h"
+
+namespace difftx {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+std::string rate_name(double lr) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "lr_%.0e", lr);
+  return buf;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Trains (or resumes) one run; false when stopped by the caller's flag.
+bool train_run(const ExperimentSpec& spec, const ExperimentArm& arm, double lr, uint64_t seed,
+               const std::string& dir, const ExperimentOptions& o) {
+  RunRequest req;
+  req.dir = dir;
+  req.cache_dir = o.cache_dir;
+  const bool exists = fs::exists(fs::path(dir) / "train_state.safetensors");
+  req.resume = exists;
+  RunSettings& s = req.settings;
+  s.data = spec.train_data;
+  s.val = spec.val_data;
+  s.tokenizer = spec.tokenizer;
+  s.train = spec.train;
+  s.train.lr = lr;
+  s.train.seed = seed;
+  if (!exists) {
+    // The arm's config, at the tokenizer's vocabulary, written beside the runs.
+    const auto tok = make_tokenizer(spec.tokenizer);
+    const Config c = arm_config(arm, tok->vocab_size(), spec.source);
+    const fs::path cfg = fs::path(o.out_dir) / "configs" / (arm.name + ".json");
+    fs::create_directories(cfg.parent_path());
+    write_file_atomic(cfg.string(), config_to_json(c));
+    req.config_path = cfg.string();
+    fs::create_directories(fs::path(dir).parent_path());
+  }
+  TrainRun run(req);
+  RunObserver obs;
+  const int64_t steps = run.settings().train.steps;
+  obs.on_step = [&](const StepRecord& r) {
+    if (o.progress && (r.step % std::max<int64_t>(1, steps / 10) == 0 || r.step == steps)) {
+      char line[256];
+      std::snprintf(line, sizeof line, "%s: step %lld/%lld loss %.4f (%.0f tok/s)", dir.c_str(),
+                    static_cast<long long>(r.step), static_cast<long long>(steps), r.loss,
+                    r.tokens_per_s);
+      o.progress(line);
+    }
+  };
+  return run.train(obs, o.stop);
+}
+
+RunMeasures measure_run(const std::string& dir) {
+  RunMeasures m;
+  const auto model = load_model(dir);
+  const auto tok = load_tokenizer(dir);
+  m.params = count_parameters(model->layout);
+  const MetricsHistory history = read_metrics_jsonl(dir);
+  check(!history.steps.empty(), dir, ": the run logged no steps");
+  m.steps = history.steps.back().step;
+  const size_t tail = std::max<size_t>(1, history.steps.size() / 10);
+  double loss = 0, tps = 0;
+  for (size_t i = history.steps.size() - tail; i < history.steps.size(); ++i) {
+    loss += history.steps[i].loss;
+    tps += history.steps[i].tokens_per_s;
+  }
+  m.train_loss = loss / static_cast<double>(tail);
+  m.train_tokens_per_s = tps / static_cast<double>(tail);
+  return m;
+}
+}  // namespace
+
+json measures_to_json(const RunMeasures& m) {
+  return {{"arm", m.arm},
+          {"lr", m.lr},
+          {"seed", m.seed},
+          {"dir", m.dir},
+          {"parameters", m.params.total},
+          {"parameters_non_embedding", m.params.non_embedding()},
+          {"steps", m.steps},
+          {"train_loss", m.train_loss},
+          {"val_loss", m.val_loss},
+          {"val_bits_per_byte", m.val_bpb},
+          {"ar_hit_loss", m.ar_hit_loss},
+          {"other_loss", m.other_loss},
+          {"ar_hit_share", m.ar_hit_share},
+          {"train_tokens_per_s", m.train_tokens_per_s},
+          {"wall_s", m.wall_s}};
+}
+
+RunMeasures measures_from_json(const json& j, const std::string& where) {
+  try {
+    RunMeasures m;
+    m.arm = j.at("arm").get<std::string>();
+    m.lr = j.at("lr").get<double>();
+    m.seed = j.at("seed").get<uint64_t>();
+    m.dir = j.at("dir").get<std::string>();
+    m.params.total = j.at("parameters").get<size_t>();
+    const size_t non_emb = j.at("parameters_non_embedding").get<size_t>();
+    m.params.embedding = m.params.total - non_emb;  // only the split is kept
+    m.steps = j.at("steps").get<int64_t>();
+    m.train_loss = j.at("train_loss").get<double>();
+    m.val_loss = j.at("val_loss").get<double>();
+    m.val_bpb = j.at("val_bits_per_byte").get<double>();
+    m.ar_hit_loss = j.at("ar_hit_loss").get<double>();
+    m.other_loss = j.at("other_loss").get<double>();
+    m.ar_hit_share = j.at("ar_hit_share").get<double>();
+    m.train_tokens_per_s = j.at("train_tokens_per_s").get<double>();
+    m.wall_s = j.at("wall_s").get<double>();
+    return m;
+  } catch (const json::exception& e) {
+    throw Error(where + ": not a measures record (" + e.what() + "); delete it to measure again");
+  }
+}
+
+ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ExperimentResults res;
+  res.spec = spec;
+  fs::create_directories(o.out_dir);
+  const auto tok = make_tokenizer(spec.tokenizer);
+  std::unique_ptr<TokenData> val;  // opened once, for every run's measures
+  const auto write_results = [&] {
+    json runs = json::array();
+    for (const RunMeasures& m : res.runs) runs.push_back(measures_to_json(m));
+    write_file_atomic((fs::path(o.out_dir) / "results.json").string(),
+                      json{{"experiment", spec.name}, {"version", spec.version},
+                           {"complete", res.complete}, {"runs", runs}}.dump(2) + "\n");
+  };
+  for (const ExperimentArm& arm : spec.arms)
+    for (double lr : spec.lrs)
+      for (uint64_t seed : spec.seeds) {
+        const std::string dir = (fs::path(o.out_dir) / "runs" / arm.name / rate_name(lr) /
+                                 ("seed_" + std::to_string(seed))).string();
+        const fs::path measures_file = fs::path(dir) / "measures.json";
+        if (fs::exists(measures_file)) {
+          res.runs.push_back(measures_from_json(
+              json::parse(read_file_text(measures_file.string()), nullptr, false),
+              measures_file.string()));
+          continue;
+        }
+        const auto run_t0 = std::chrono::steady_clock::now();
+        if (!train_run(spec, arm, lr, seed, dir, o)) {
+          write_results();
+          res.wall_s = seconds_since(t0);
+          return res;  // stopped: the run saved its state and resumes next time
+        }
+        RunMeasures m = measure_run(dir);
+        m.arm = arm.name;
+        m.lr = lr;
+        m.seed = seed;
+        m.dir = fs::relative(dir, o.out_dir).string();
+        if (!val) val = TokenData::open(spec.val_data, *tok, o.cache_dir);
+        const auto model = load_model(dir);
+        EvalSpec es;
+        es.seq = spec.train.seq;
+        es.batch = spec.train.batch;
+        es.max_tokens = spec.eval_tokens;
+        es.split_ar_hit = true;
+        const EvalResult e = evaluate_loss(*model, *val, es, tok.get());
+        m.val_loss = e.loss;
+        m.val_bpb = e.bits_per_byte;
+        m.ar_hit_loss = e.ar_hit_loss;
+        m.other_loss = e.other_loss;
+        m.ar_hit_share = static_cast<double>(e.ar_hit_tokens) / static_cast<double>(e.tokens);
+        m.wall_s = seconds_since(run_t0);
+        write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
+        res.runs.push_back(m);
+        write_results();
+        if (o.progress) {
+          char line[256];
+          std::snprintf(line, sizeof line, "%s: val %.4f nats, %.4f bits/byte (%.0f s)",
+                        dir.c_str(), m.val_loss, m.val_bpb, m.wall_s);
+          o.progress(line);
+        }
+      }
+  res.complete = true;
+  write_results();
+  res.wall_s = seconds_since(t0);
+  return res;
+}
+
+}  // namespace difftx

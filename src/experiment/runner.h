@@ -1,0 +1,52 @@
+#pragma once
+// Runs an experiment (experiment/spec.h): every arm at every learning rate and seed is one
+// resumable training run under OUT/runs/ARM/lr_RATE/seed_N, measured when it finishes
+// (validation loss and bits per byte, the AR-Hit split, the final training loss). What a run
+// measured is kept beside it (measures.json), so a second `run` after a crash resumes the
+// unfinished runs and re-measures nothing. results.json is rewritten after every run.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "experiment/spec.h"
+#include "model/params.h"
+
+namespace difftx {
+
+struct RunMeasures {
+  std::string arm, dir;
+  double lr = 0;
+  uint64_t seed = 0;
+  ParameterCounts params;
+  int64_t steps = 0;
+  double train_loss = 0;           // mean training loss over the last 10% of steps
+  double val_loss = 0, val_bpb = 0;
+  double ar_hit_loss = 0, other_loss = 0, ar_hit_share = 0;  // nats per token; share of tokens
+  double train_tokens_per_s = 0, wall_s = 0;
+};
+
+struct ExperimentOptions {
+  std::string out_dir;
+  std::string cache_dir;  // token caches
+  // Called with a line of progress (which run, its step); may be empty.
+  std::function<void(const std::string&)> progress;
+  const std::atomic<bool>* stop = nullptr;  // set by a signal: the current run saves and stops
+};
+
+struct ExperimentResults {
+  ExperimentSpec spec;
+  std::vector<RunMeasures> runs;
+  bool complete = false;  // every run trained and measured (false after a stop)
+  double wall_s = 0;      // of this invocation
+};
+
+ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOptions& options);
+
+nlohmann::json measures_to_json(const RunMeasures& m);
+RunMeasures measures_from_json(const nlohmann::json& j, const std::string& where);
+
+}  // namespace difftx
