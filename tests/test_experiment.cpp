@@ -68,12 +68,15 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   for (const json& run : res["runs"]) {
     EXPECT_TRUE(std::isfinite(run["val_bits_per_byte"].get<double>()));
     EXPECT_GT(run["ar_hit_share"].get<double>(), 0.0);
+    EXPECT_GT(run["attention_logit_top1"].get<double>(), run["attention_logit_median"].get<double>());
+    EXPECT_GT(run["hidden_state_top1"].get<double>(), run["hidden_state_median"].get<double>());
     EXPECT_EQ(run["steps"], spec.train.steps);
     EXPECT_TRUE(fs::exists(out / run["dir"].get<std::string>() / "measures.json"));
   }
   const std::string md = read_text(out / "report.md");
   for (const auto& arm : spec.arms) EXPECT_NE(md.find("| " + arm.name + " |"), std::string::npos);
   EXPECT_NE(md.find("paired by seed"), std::string::npos);
+  EXPECT_NE(md.find("Activation outliers"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "figures" / "loss.png"));
 
   // Again: every run is already measured, so nothing trains and the results are the same.

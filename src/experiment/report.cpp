@@ -182,6 +182,26 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
     }
   }
 
+  if (s.outlier_windows > 0) {
+    md << "\n## Activation outliers (the paper's Table 5; each arm at its best rate)\n\n"
+       << "Over " << s.outlier_windows << " validation windows of " << s.train.seq
+       << " tokens: the largest |attention logit| (q.k / sqrt(d) over every causal pair, head "
+          "and map) and |hidden state| (the stream leaving every layer), and the mean of the "
+          "windows' medians.\n\n"
+       << "| arm | logit top-1 | logit median | top-1 / median | hidden top-1 | hidden median | top-1 / median |\n"
+       << "|---|---|---|---|---|---|---|\n";
+    for (const ExperimentArm& a : s.arms) {
+      const auto runs = runs_of(r, a.name, best[a.name]);
+      const Spread lt = spread_of(values(runs, &RunMeasures::logit_top1));
+      const Spread lm = spread_of(values(runs, &RunMeasures::logit_median));
+      const Spread ht = spread_of(values(runs, &RunMeasures::hidden_top1));
+      const Spread hm = spread_of(values(runs, &RunMeasures::hidden_median));
+      md << "| " << a.name << " | " << pm(lt, 2) << " | " << pm(lm, 3) << " | "
+         << fmt(lt.mean / lm.mean, 1) << " | " << pm(ht, 2) << " | " << pm(hm, 3) << " | "
+         << fmt(ht.mean / hm.mean, 1) << " |\n";
+    }
+  }
+
   if (s.lrs.size() > 1) {
     md << "\n## Learning-rate sweep (mean validation loss over seeds)\n\n| arm |";
     for (double lr : s.lrs) md << " " << rate(lr) << " |";

@@ -1,9 +1,11 @@
 #include "experiment/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 
+#include "analysis/attention_stats.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "io/checkpoint.h"
@@ -86,6 +88,34 @@ RunMeasures measure_run(const std::string& dir) {
   m.train_tokens_per_s = tps / static_cast<double>(tail);
   return m;
 }
+// Table 5's magnitudes on windows spread evenly over the validation text, one window a pass.
+void measure_outliers(const Model& model, const TokenData& val, const ExperimentSpec& spec,
+                      RunMeasures& m) {
+  const int64_t T = std::min<int64_t>(spec.train.seq, val.size() - 1);
+  check(T >= 1, "the validation text is too short for the outlier windows");
+  std::vector<int32_t> window(static_cast<size_t>(T + 1));
+  std::vector<float> top_l, med_l, top_h, med_h;
+  StatisticsOptions so;
+  so.activations = true;
+  for (int64_t w = 0; w < spec.outlier_windows; ++w) {
+    val.even_window(w, spec.outlier_windows, T, window.data());
+    const AttentionStatistics st = attention_statistics(model, window.data(), 1, T, so);
+    top_l.push_back(st.logits.top1);
+    med_l.push_back(st.logits.median);
+    top_h.push_back(st.hidden.top1);
+    med_h.push_back(st.hidden.median);
+  }
+  // The largest over all windows; the median as the mean of the windows' medians.
+  const auto mean = [](const std::vector<float>& v) {
+    double s = 0;
+    for (float x : v) s += x;
+    return s / static_cast<double>(v.size());
+  };
+  m.logit_top1 = *std::max_element(top_l.begin(), top_l.end());
+  m.hidden_top1 = *std::max_element(top_h.begin(), top_h.end());
+  m.logit_median = mean(med_l);
+  m.hidden_median = mean(med_h);
+}
 }  // namespace
 
 json measures_to_json(const RunMeasures& m) {
@@ -103,6 +133,10 @@ json measures_to_json(const RunMeasures& m) {
           {"other_loss", m.other_loss},
           {"ar_hit_share", m.ar_hit_share},
           {"train_tokens_per_s", m.train_tokens_per_s},
+          {"attention_logit_top1", m.logit_top1},
+          {"attention_logit_median", m.logit_median},
+          {"hidden_state_top1", m.hidden_top1},
+          {"hidden_state_median", m.hidden_median},
           {"wall_s", m.wall_s}};
 }
 
@@ -124,6 +158,10 @@ RunMeasures measures_from_json(const json& j, const std::string& where) {
     m.other_loss = j.at("other_loss").get<double>();
     m.ar_hit_share = j.at("ar_hit_share").get<double>();
     m.train_tokens_per_s = j.at("train_tokens_per_s").get<double>();
+    m.logit_top1 = j.at("attention_logit_top1").get<double>();
+    m.logit_median = j.at("attention_logit_median").get<double>();
+    m.hidden_top1 = j.at("hidden_state_top1").get<double>();
+    m.hidden_median = j.at("hidden_state_median").get<double>();
     m.wall_s = j.at("wall_s").get<double>();
     return m;
   } catch (const json::exception& e) {
@@ -181,6 +219,7 @@ ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOpt
         m.ar_hit_loss = e.ar_hit_loss;
         m.other_loss = e.other_loss;
         m.ar_hit_share = static_cast<double>(e.ar_hit_tokens) / static_cast<double>(e.tokens);
+        if (spec.outlier_windows > 0) measure_outliers(*model, *val, spec, m);
         m.wall_s = seconds_since(run_t0);
         write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
         res.runs.push_back(m);

@@ -27,6 +27,10 @@ struct RunMeasures {
   double val_loss = 0, val_bpb = 0;
   double ar_hit_loss = 0, other_loss = 0, ar_hit_share = 0;  // nats per token; share of tokens
   double train_tokens_per_s = 0, wall_s = 0;
+  // Activation outliers (Table 5) over outlier_windows validation windows: the largest and the
+  // median |attention logit| (q.k / sqrt(d), every causal pair, head and map) and |hidden
+  // state| (the residual stream leaving every layer). 0 when not measured.
+  double logit_top1 = 0, logit_median = 0, hidden_top1 = 0, hidden_median = 0;
 };
 
 struct ExperimentOptions {

@@ -133,6 +133,7 @@ ExperimentSpec parse_experiment(const std::string& json_text, const std::string&
     s.seeds.push_back(v.get<uint64_t>());
   }
   s.eval_tokens = top.integer_or("eval_tokens", 0, 0, int64_t{1} << 40);
+  s.outlier_windows = top.integer_or("outlier_windows", 0, 0, 1 << 16);
 
   const json& arms = top.array("arms");
   for (size_t i = 0; i < arms.size(); ++i) {

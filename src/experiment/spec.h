@@ -32,6 +32,8 @@ struct ExperimentSpec {
   std::vector<double> lrs;       // a sweep: every arm at every rate, the best per arm reported
   std::vector<uint64_t> seeds;   // every (arm, rate) at every seed
   int64_t eval_tokens = 0;       // validation tokens scored at the end (0: all)
+  int64_t outlier_windows = 0;   // validation windows of seq tokens for the activation
+                                 // outliers of Table 5 (0: not measured)
   std::vector<ExperimentArm> arms;
   std::string baseline;          // the arm every other is compared with
   std::vector<PaperFigure> paper;
