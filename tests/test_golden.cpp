@@ -59,7 +59,9 @@ INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,
                                            "diff_gqa", "diff_split_gqa_tied", "llama_baseline",
                                            "diff_bf16_weights", "diff_f16_weights",
                                            "diff_no_groupnorm", "diff_lambda_init_const",
-                                           "llama_groupnorm"));
+                                           "llama_groupnorm", "ext_token_enhancer",
+                                           "ext_noise_reduction", "ext_flow_gate",
+                                           "ext_attention_loss", "ext_all_llama"));
 
 }  // namespace
 }  // namespace difftx

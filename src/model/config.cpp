@@ -173,6 +173,7 @@ Config parse_config(const std::string& json_text, const std::string& where,
   }
   if (c.q_width() > kMaxDim || c.kv_width() > kMaxDim)
     r.fail("head_dim", "makes the attention projections too large");
+  c.ext = parse_extensions(j, where, c.hidden_size);
   return c;
 }
 
@@ -201,6 +202,7 @@ std::string config_to_json(const Config& c) {
   j["diff_groupnorm"] = c.diff_groupnorm;
   j["diff_lambda_init"] = c.diff_lambda_init ? json(*c.diff_lambda_init) : json(nullptr);
   j["attention_groupnorm"] = c.attention_groupnorm;
+  write_extensions(c.ext, j);
   j["hidden_act"] = "silu";
   j["attention_bias"] = false;
   return j.dump(2) + "\n";
