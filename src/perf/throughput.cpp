@@ -156,7 +156,8 @@ ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o)
     PassOptions pass;
     pass.keep = Keep::kNothing;
     pass.logits = LogitRows::kLast;
-    pass.cache = &cache;
+    // Extensions that read the attention mass cannot be cached (infer/kv_session.h).
+    pass.cache = c.ext.needs_mass() ? nullptr : &cache;
     std::vector<double> times;
     for (int64_t s = 0; s <= o.steps; ++s) {
       std::fill(cache.len.begin(), cache.len.end(), 0);
