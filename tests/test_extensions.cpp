@@ -512,5 +512,22 @@ TEST(ExtensionCliErrors, InitRefusesBadValues) {
   }
 }
 
+// A run whose sequences exceed the explicit-map limit is refused before it starts.
+TEST(ExtensionCliErrors, TrainRefusesSequencesBeyondTheExplicitMaps) {
+  test::TempDir tmp;
+  cli_test::write_text(tmp.path() / "cfg.json",
+                       tiny_json("diffllama", kEachExtension[0], 2048));
+  cli_test::write_text(tmp.path() / "train.txt", corpus(3000));
+  const auto r = cli_test::run_difftx(
+      {"train", "--config", (tmp.path() / "cfg.json").string(), "--tokenizer", "byte", "--data",
+       (tmp.path() / "train.txt").string(), "--out", (tmp.path() / "run").string(), "--steps", "1",
+       "--batch", "1", "--seq", "1100", "--cache-dir", (tmp.path() / "cache").string()},
+      tmp.path());
+  EXPECT_EQ(r.status, 2) << cli_test::report(r);
+  EXPECT_NE(r.err.find("--seq"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ext_token_enhancer"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() / "run"));
+}
+
 }  // namespace
 }  // namespace difftx

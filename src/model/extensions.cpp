@@ -31,6 +31,13 @@ void ext_setup_pass(const Config& c, int64_t T, bool with_loss, bool with_cache,
   p.attention_loss_weight = with_loss && e.attention_loss ? e.attention_loss->alpha : 0.0;
 }
 
+void ext_check_seq(const Config& c, int64_t seq) {
+  if (const char* key = c.ext.map_key(true))
+    check_field(seq <= kMaxExplicitMapTokens, "seq", " (", seq, ") exceeds ",
+                kMaxExplicitMapTokens, ", the longest sequence whose explicit attention maps ",
+                key, " can use");
+}
+
 void ext_attention_output_forward(const LayerPass& p, int64_t l, LayerActivations& a, float* y) {
   const Config& c = p.model.config;
   const ExtensionConfig& e = c.ext;

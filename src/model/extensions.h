@@ -21,6 +21,10 @@ constexpr int64_t kMaxExplicitMapTokens = 1024;
 // reading the attention mass) and sets the pass's extension fields. Throws Error naming the key.
 void ext_setup_pass(const Config& c, int64_t T, bool with_loss, bool with_cache, LayerPass& p);
 
+// For the options of a run (train, bench) before any pass: an Error on field "seq" when
+// sequences of `seq` tokens with a loss would exceed what the explicit-map path serves.
+void ext_check_seq(const Config& c, int64_t seq);
+
 // Forward. After o_proj: y [M, C] in place (mass, enhancer, regulariser into a.ext.reg).
 void ext_attention_output_forward(const LayerPass& p, int64_t l, LayerActivations& a, float* y);
 // At the end of the block: x [M, C], the layer's output, in place; a.x_in is its input.
