@@ -129,15 +129,12 @@ TEST_P(MapsTest, EqualIndependentRecomputation) {
 }
 
 // Every row of A1 and A2 (or of the softmax map) sums to 1 and is zero above the diagonal; a
-// differential effective row sums to 1 - lambda.
-TEST_P(MapsTest, RowsSumToOneAndAreCausal) {
-  const auto model = load_model(kGolden + GetParam());
-  const int64_t T = 17;
-  const AttentionMaps maps = compute_attention_maps(*model, random_tokens(T, model->config.vocab_size, 3));
+// differential effective row sums to 1 - lambda (V2: 1 - the lambda of that query token).
+void expect_rows_sum_to_one_and_causal(const AttentionMaps& maps, int64_t T) {
   for (const LayerMaps& m : maps.layers) {
-    std::vector<std::pair<const std::vector<float>*, double>> checks = {{&m.attn, 1.0 - m.lambda}};
-    if (maps.diff) checks = {{&m.attn1, 1.0}, {&m.attn2, 1.0}, {&m.attn, 1.0 - m.lambda}};
-    for (const auto& [v, row_sum] : checks) {
+    std::vector<const std::vector<float>*> all = {&m.attn};
+    if (maps.diff) all = {&m.attn1, &m.attn2, &m.attn};
+    for (const std::vector<float>* v : all) {
       ASSERT_EQ(v->size(), static_cast<size_t>(m.heads * T * T));
       for (int64_t h = 0; h < m.heads; ++h)
         for (int64_t i = 0; i < T; ++i) {
@@ -147,11 +144,99 @@ TEST_P(MapsTest, RowsSumToOneAndAreCausal) {
             if (j > i) EXPECT_EQ(x, 0.f) << "nonzero above the diagonal";
             sum += x;
           }
-          EXPECT_NEAR(sum, row_sum, 1e-5);
+          const double lambda =
+              m.token_lambda.empty() ? m.lambda : m.token_lambda[static_cast<size_t>(h * T + i)];
+          EXPECT_NEAR(sum, v == &m.attn ? 1.0 - lambda : 1.0, 1e-5);
         }
     }
   }
 }
+
+TEST_P(MapsTest, RowsSumToOneAndAreCausal) {
+  const auto model = load_model(kGolden + GetParam());
+  const int64_t T = 17;
+  expect_rows_sum_to_one_and_causal(
+      compute_attention_maps(*model, random_tokens(T, model->config.vocab_size, 3)), T);
+}
+
+// DIFF V2: the maps of sub-heads 2h and 2h+1 recomputed in double from the pass's Q and K
+// (sub-head j reads kv head j / (2n / kv)), lambda[t, h] = sigmoid(xn1 W_lambda^T) from the
+// checkpoint, and the effective map times V equal to the pair-combined attention output.
+class MapsV2Test : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MapsV2Test, EqualIndependentRecomputation) {
+  const auto model = load_model(kGolden + GetParam());
+  const Config& c = model->config;
+  ASSERT_TRUE(c.is_diff_v2());
+  const int64_t T = 11, B = 2, n = c.num_attention_heads, d = c.head_dim, C = c.hidden_size;
+  const int64_t Pq = 2 * n, Pk = c.num_key_value_heads;
+  const auto tokens = random_tokens(B * T, c.vocab_size, 5);
+  Activations acts;
+  ForwardRecord rec;
+  RunOptions run;
+  run.attention = AttentionKernel::kReference;
+  PassOptions pass;
+  pass.observer = &rec;
+  forward(*model, tokens.data(), nullptr, B, T, acts, run, pass);
+  for (int64_t b = 0; b < B; ++b) {
+    const AttentionMaps maps = extract_attention_maps(c, rec, b);
+    ASSERT_TRUE(maps.diff);
+    expect_rows_sum_to_one_and_causal(maps, T);
+    for (size_t l = 0; l < maps.layers.size(); ++l) {
+      const LayerActivations& a = acts.layers[l];
+      const LayerMaps& m = maps.layers[l];
+      ASSERT_EQ(m.heads, n);
+      const float* W = model->at(
+          model->layout.find("model.layers." + std::to_string(l) + ".self_attn.lambda_proj.weight")
+              ->offset);
+      for (int64_t h = 0; h < n; ++h) {
+        std::vector<double> lam(static_cast<size_t>(T));
+        for (int64_t i = 0; i < T; ++i) {
+          double z = 0;
+          for (int64_t e = 0; e < C; ++e) z += static_cast<double>(a.xn1[(b * T + i) * C + e]) * W[h * C + e];
+          lam[i] = 1.0 / (1.0 + std::exp(-z));
+          EXPECT_NEAR(m.token_lambda[h * T + i], lam[i], 1e-6);
+        }
+        std::vector<double> eff(static_cast<size_t>(T * T), 0.0);
+        for (int64_t cmp = 0; cmp < 2; ++cmp) {
+          const int64_t j = 2 * h + cmp, g = j / (Pq / Pk);
+          const float* q = a.Q.data() + ((b * Pq + j) * T) * d;
+          const float* k = a.K.data() + ((b * Pk + g) * T) * d;
+          const std::vector<float>& got = cmp == 0 ? m.attn1 : m.attn2;
+          for (int64_t i = 0; i < T; ++i) {
+            std::vector<double> s(static_cast<size_t>(i + 1));
+            double mx = -1e300, sum = 0;
+            for (int64_t t = 0; t <= i; ++t) {
+              double dot = 0;
+              for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[i * d + e]) * k[t * d + e];
+              s[t] = dot / std::sqrt(static_cast<double>(d));
+              mx = std::max(mx, s[t]);
+            }
+            for (auto& x : s) sum += (x = std::exp(x - mx));
+            for (int64_t t = 0; t <= i; ++t) {
+              EXPECT_NEAR(got[(h * T + i) * T + t], s[t] / sum, 2e-6);
+              eff[i * T + t] += (cmp == 0 ? 1.0 : -lam[i]) * s[t] / sum;
+            }
+          }
+        }
+        for (int64_t k = 0; k < T * T; ++k) EXPECT_NEAR(m.attn[h * T * T + k], eff[k], 4e-6);
+        // (A1 - lambda A2) V is the combined output o_proj reads; both sub-heads share one V.
+        const int64_t g = (2 * h) / (Pq / Pk);
+        const float* v = a.V.data() + ((b * Pk + g) * T) * d;
+        for (int64_t i = 0; i < T; ++i)
+          for (int64_t e = 0; e < d; ++e) {
+            double o = 0;
+            for (int64_t t = 0; t <= i; ++t) o += eff[i * T + t] * v[t * d + e];
+            EXPECT_NEAR(a.attn_out[(b * T + i) * n * d + h * d + e], o, 1e-5 * (1 + std::abs(o)));
+          }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, MapsV2Test,
+                         ::testing::Values("diffv2_rope_gptj", "diffv2_gqa_rope_half",
+                                           "diffv2_gqa_rope_gptj_tied"));
 
 INSTANTIATE_TEST_SUITE_P(Golden, MapsTest,
                          ::testing::Values("diff_interleaved_affine", "diff_split_noaffine",

@@ -233,6 +233,17 @@ TEST(ExtensionConfig, BadValuesNameTheKey) {
       {R"("ext_attention_loss": {"alpha": 1, "beta": null})", "ext_attention_loss.beta"},
       {R"("ext_attention_loss": {"alpha": 1})", "ext_attention_loss.beta"},
   };
+  for (const char* key : {"ext_token_enhancer", "ext_noise_reduction", "ext_attention_loss"}) {
+    // V2's effective map has a lambda per token: the map-reading extensions refuse it
+    const std::string extra = std::string("\"") + key + "\": " +
+                              (key == std::string("ext_token_enhancer") ? R"({"reduction": 4})"
+                               : key == std::string("ext_noise_reduction")
+                                   ? R"({"threshold": 0.5})"
+                                   : R"({"alpha": 1, "beta": 1})");
+    EXPECT_THROW(parse_config(tiny_json("diffllama_v2", extra), "v2.json"), Error) << key;
+  }
+  EXPECT_TRUE(parse_config(tiny_json("diffllama_v2", R"("ext_flow_gate": true)"), "v2.json")
+                  .ext.flow_gate);
   for (const auto& c : cases) {
     try {
       parse_config(tiny_json("diffllama", c.extra), "cfg.json");
@@ -277,6 +288,7 @@ TEST(ExtensionTensors, NamedShapedInitialisedSavedAndLoaded) {
   // per layer: 2 C C/r + (C + 4 C^2) + (2 C^2 + C)
   EXPECT_EQ(added, 2u * (2 * 16 * 4 + 16 + 4 * 256 + 2 * 256 + 16));
   EXPECT_EQ(m.layout.num_parameters(), Model(plain).layout.num_parameters() + added);
+  EXPECT_EQ(count_parameters(m.layout).extension, added);  // what init prints by role
 
   test::TempDir tmp;
   const std::string dir = (tmp.path() / "m").string();
@@ -326,8 +338,9 @@ const char* kEachExtension[] = {
 // that read the attention mass recompute (infer/kv_session.h). Both must equal full passes,
 // for two sequences of different lengths decoded together.
 TEST(ExtensionPasses, DecodingEqualsFullRecomputation) {
-  for (const char* model_type : {"diffllama", "llama"})
+  for (const char* model_type : {"diffllama", "llama", "diffllama_v2"})
     for (const char* extra : kEachExtension) {
+      if (model_type == std::string("diffllama_v2") && extra != kEachExtension[2]) continue;
       SCOPED_TRACE(std::string(model_type) + " " + extra);
       const auto m = tiny_model(model_type, extra);
       std::vector<std::vector<int32_t>> seq{{3, 50, 7, 200, 9}, {11, 12}};

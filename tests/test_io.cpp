@@ -2,8 +2,10 @@
 // config defaults and checks, model directories, token lists.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "core/error.h"
@@ -96,6 +98,98 @@ TEST(Config, RejectsWhatItCannotRun) {
         R"("model_type": "llama", "num_attention_heads": 0)",
         R"("model_type": "diffllama", "num_attention_heads": 4, "num_key_value_heads": 3)"})
     EXPECT_THROW(parse_config(cfg(bad), "bad"), Error) << bad;
+}
+
+// DIFF V2 (SPEC 1b): 2n query sub-heads, o_proj as wide as a baseline's, lambda_proj [n, hidden];
+// the V1-only keys and a kv count that does not divide n are errors naming the key.
+TEST(Config, DiffV2GeometryAndErrors) {
+  const std::string base = R"("vocab_size": 10, "hidden_size": 16, "intermediate_size": 24,
+      "num_hidden_layers": 2, "num_attention_heads": 4)";
+  auto cfg = [&](const std::string& extra) { return "{" + base + ", " + extra + "}"; };
+  const Config v2 = parse_config(cfg(R"("model_type": "diffllama_v2", "num_key_value_heads": 2)"),
+                                 "v2", LayoutDefaults::kOfficial);
+  EXPECT_TRUE(v2.is_diff_v2());
+  EXPECT_EQ(v2.head_dim, 4);
+  EXPECT_EQ(v2.query_heads(), 8);
+  EXPECT_EQ(v2.kv_groups(), 2);
+  EXPECT_EQ(v2.ncomp(), 1);
+  EXPECT_EQ(v2.q_width(), 32);
+  EXPECT_EQ(v2.o_width(), 16);
+  EXPECT_EQ(v2.effective_heads(), 4);
+  EXPECT_FALSE(v2.head_norm());
+  const Model m(v2);
+  EXPECT_EQ(m.layout.find("model.layers.1.self_attn.q_proj.weight")->shape,
+            (std::vector<int64_t>{32, 16}));
+  EXPECT_EQ(m.layout.find("model.layers.1.self_attn.o_proj.weight")->shape,
+            (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(m.layout.find("model.layers.1.self_attn.lambda_proj.weight")->shape,
+            (std::vector<int64_t>{4, 16}));
+  EXPECT_EQ(m.layout.find("model.layers.0.self_attn.lambda_q1"), nullptr);
+  EXPECT_EQ(m.layout.find("model.layers.0.self_attn.groupnorm.weight"), nullptr);
+  EXPECT_EQ(config_to_json(parse_config(config_to_json(v2), "again")), config_to_json(v2));
+  EXPECT_NE(config_to_json(v2).find("\"diffllama_v2\""), std::string::npos);
+
+  // Against a baseline of the same sizes, V2 adds a second query sub-head per head (q_proj
+  // grows by n*d*hidden) and lambda_proj (n*hidden) in every layer.
+  const Config base_cfg = parse_config(cfg(R"("model_type": "llama", "num_key_value_heads": 2)"), "b");
+  const ParameterCounts nv2 = count_parameters(m.layout);
+  const ParameterCounts nb = count_parameters(Model(base_cfg).layout);
+  EXPECT_EQ(nv2.total - nb.total, 2u * (16 * 16 + 4 * 16));
+  EXPECT_EQ(nv2.lambda, 2u * 4 * 16);
+  EXPECT_EQ(nv2.mlp, nb.mlp);
+  EXPECT_EQ(nv2.embedding, 160u);
+  EXPECT_EQ(nv2.lm_head, 160u);
+  EXPECT_EQ(nv2.norm, 2u * 2 * 16 + 16);
+  EXPECT_EQ(nv2.total, nv2.embedding + nv2.lm_head + nv2.attention + nv2.mlp + nv2.norm);
+
+  const std::pair<const char*, const char*> bad[] = {
+      {R"("model_type": "diffllama_v2", "num_key_value_heads": 3)", "num_key_value_heads"},
+      {R"("model_type": "diffllama_v2", "diff_groupnorm": false)", "diff_groupnorm"},
+      {R"("model_type": "diffllama_v2", "diff_lambda_init": 0.5)", "diff_lambda_init"},
+      {R"("model_type": "diffllama_v2", "attention_groupnorm": true)", "attention_groupnorm"},
+      {R"("model_type": "diffllama_v3")", "model_type"},
+  };
+  for (const auto& [extra, key] : bad) {
+    try {
+      parse_config(cfg(extra), "bad.json");
+      ADD_FAILURE() << "accepted " << extra;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Paired initialisation: with one seed, a differential model and the baseline of the same sizes
+// get identical values in every tensor both have (same name and shape); V2's taller q_proj
+// starts with the baseline's rows. A different seed gives different values.
+TEST(Init, VariantsWithOneSeedShareEveryCommonTensor) {
+  const std::string base = R"("vocab_size": 10, "hidden_size": 16, "intermediate_size": 24,
+      "num_hidden_layers": 2, "num_attention_heads": 4)";
+  auto make = [&](const char* type, uint64_t seed) {
+    auto m = std::make_unique<Model>(
+        parse_config("{" + base + R"(, "model_type": ")" + type + R"("})", "c",
+                     LayoutDefaults::kOfficial));
+    init_parameters(*m, seed);
+    return m;
+  };
+  const auto llama = make("llama", 11), diff = make("diffllama", 11), v2 = make("diffllama_v2", 11);
+  const auto other = make("llama", 12);
+  int shared = 0;
+  for (const TensorSpec& t : llama->layout.tensors) {
+    const float* a = llama->at(t.offset);
+    const TensorSpec* d = diff->layout.find(t.name);
+    ASSERT_NE(d, nullptr) << t.name;
+    if (d->shape == t.shape) {
+      EXPECT_TRUE(std::equal(a, a + t.numel, diff->at(d->offset))) << t.name;
+      ++shared;
+    }
+    const TensorSpec* w = v2->layout.find(t.name);
+    ASSERT_NE(w, nullptr) << t.name;
+    EXPECT_TRUE(std::equal(a, a + t.numel, v2->at(w->offset))) << t.name << " (prefix)";
+    if (t.kind == ParamKind::kMatrix || t.kind == ParamKind::kEmbedding)
+      EXPECT_FALSE(std::equal(a, a + t.numel, other->at(t.offset))) << t.name;
+  }
+  EXPECT_EQ(shared, static_cast<int>(llama->layout.tensors.size()));
 }
 
 // The ablation keys of SPEC section 2: defaults are the paper's model, values round-trip, and

@@ -112,7 +112,7 @@ TEST_P(KvCacheTest, ContinuedPrefillMatchesFullRecomputation) {
   EXPECT_EQ(cache.len[row_a], 11);
 }
 
-// The ablations of SPEC section 2 (golden checkpoints of tests/golden) decode through the same
+// The ablations of SPEC section 2 and DIFF V2 (golden checkpoints of tests/golden) decode through the same
 // recipe: cached logits equal full recomputation at every step.
 class KvCacheGoldenTest : public ::testing::TestWithParam<std::string> {};
 
@@ -135,16 +135,20 @@ TEST_P(KvCacheGoldenTest, DecodeMatchesFullRecomputation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ablations, KvCacheGoldenTest,
+INSTANTIATE_TEST_SUITE_P(Variants, KvCacheGoldenTest,
                          ::testing::Values("diff_no_groupnorm", "diff_lambda_init_const",
-                                           "llama_groupnorm"));
+                                           "llama_groupnorm", "diffv2_rope_gptj",
+                                           "diffv2_gqa_rope_half",
+                                           "diffv2_gqa_rope_gptj_tied"));
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, KvCacheTest,
     ::testing::Values(CacheCase{ModelType::kDiffLlama, false, true, true, 4, 4},
                       CacheCase{ModelType::kDiffLlama, true, false, false, 8, 4},
                       CacheCase{ModelType::kDiffLlama, false, true, true, 8, 2},
-                      CacheCase{ModelType::kLlama, false, false, false, 4, 2}));
+                      CacheCase{ModelType::kLlama, false, false, false, 4, 2},
+                      CacheCase{ModelType::kDiffLlamaV2, false, true, false, 4, 2},
+                      CacheCase{ModelType::kDiffLlamaV2, false, false, false, 4, 4}));
 
 }  // namespace
 }  // namespace difftx

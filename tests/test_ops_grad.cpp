@@ -9,6 +9,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
+#include "kernels/pair_combine.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -76,6 +77,26 @@ TEST(OpsGrad, SwiGlu) {
   };
   swiglu_backward(gu.data(), r.data(), dgu.data(), rows, f);
   expect_gradient("dgu", gu, dgu, loss);
+}
+
+// DIFF V2's pair combine O_h = a_{2h} - sigmoid(z_h) a_{2h+1}: gradients into the attention
+// outputs of both sub-heads and into the lambda logits z.
+TEST(OpsGrad, PairCombine) {
+  const int64_t rows = 3, n = 4, d = 5;
+  Rng rng(12);
+  Vec pre = test::random_vector<double>(rows * 2 * n * d, rng);
+  Vec z = test::random_vector<double>(rows * n, rng, 2.0);
+  const Vec r = test::random_vector<double>(rows * n * d, rng);
+  Vec lambda(rows * n), out(rows * n * d), dpre(pre.size()), dz(z.size());
+  auto loss = [&] {
+    pair_lambda_forward(z.data(), lambda.data(), rows * n);
+    pair_combine_forward(pre.data(), lambda.data(), out.data(), rows, n, d);
+    return dot(r, out);
+  };
+  loss();
+  pair_combine_backward(r.data(), pre.data(), lambda.data(), dpre.data(), dz.data(), rows, n, d);
+  expect_gradient("dpre", pre, dpre, loss);
+  expect_gradient("dz", z, dz, loss);
 }
 
 TEST(OpsGrad, CrossEntropyWithIgnoredRow) {

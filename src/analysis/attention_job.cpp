@@ -110,7 +110,10 @@ std::vector<std::string> write_model_outputs(const Subject& s, const fs::path& d
     if (s.maps.diff) {
       tensors.push_back({name + "attn1", {m.heads, T, T}, m.attn1.data()});
       tensors.push_back({name + "attn2", {m.heads, T, T}, m.attn2.data()});
-      tensors.push_back({name + "lambda", {1}, &m.lambda});
+      if (m.token_lambda.empty())
+        tensors.push_back({name + "lambda", {1}, &m.lambda});
+      else  // V2: the lambda of each head and query token
+        tensors.push_back({name + "lambda", {m.heads, T}, m.token_lambda.data()});
     }
   }
   std::string id_list;
@@ -120,7 +123,7 @@ std::vector<std::string> write_model_outputs(const Subject& s, const fs::path& d
   }
   write_safetensors((dir / "maps.safetensors").string(), tensors,
                     {{"format", "difftx-attention"},
-                     {"model_type", s.maps.diff ? "diffllama" : "llama"},
+                     {"model_type", model_type_name(s.maps.model_type)},
                      {"token_ids", id_list}});
   files.push_back(prefix + "maps.safetensors");
 
@@ -140,9 +143,10 @@ std::vector<std::string> write_model_outputs(const Subject& s, const fs::path& d
       for (int64_t k = 0; k < T * T; ++k)
         mean[static_cast<size_t>(k)] += m.attn[static_cast<size_t>(h * T * T + k)] /
                                         static_cast<float>(m.heads);
-    const std::string what = s.maps.diff
-                                 ? "A1 - lambda*A2, lambda = " + fixed(m.lambda, 3)
-                                 : std::string("softmax");
+    const std::string what =
+        !m.token_lambda.empty() ? "A1 - lambda[t]*A2, mean lambda = " + fixed(m.lambda, 3)
+        : s.maps.diff           ? "A1 - lambda*A2, lambda = " + fixed(m.lambda, 3)
+                                : std::string("softmax");
     const std::string layer = s.name + " layer " + std::to_string(l);
     const std::string one = "heatmaps/layer_" + std::to_string(l) + ".png";
     const std::string grid = "heatmaps/layer_" + std::to_string(l) + "_heads.png";

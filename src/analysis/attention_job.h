@@ -2,7 +2,8 @@
 // `difftx attention`: a model (and optionally a baseline to compare) on one text -> a new
 // output directory holding
 //
-//   maps.safetensors   layers.{i}.attn [heads, T, T] (+ attn1, attn2, lambda when differential)
+//   maps.safetensors   layers.{i}.attn [heads, T, T] (+ attn1, attn2, lambda when differential;
+//                      V2: lambda [heads, T], one per query token)
 //   stats.json         attention statistics (analysis/attention_stats.h) + model and tokens
 //   heatmaps/layer_{i}.png        the layer's map averaged over heads
 //   heatmaps/layer_{i}_heads.png  every head of the layer

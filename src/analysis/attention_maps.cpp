@@ -17,6 +17,10 @@ void ForwardRecord::on_attention(int64_t layer, const AttentionView& v) {
   geom = v.geom;
   Layer& L = at(layer);
   L.lambda = v.lambda;
+  if (v.token_lambda)
+    L.token_lambda.assign(v.token_lambda, v.token_lambda + v.geom.B * v.geom.T * v.geom.Pq / 2);
+  else
+    L.token_lambda.clear();
   const int64_t maps = v.geom.B * v.geom.Pq * v.geom.ncomp, TT = v.geom.T * v.geom.T;
   L.probs.assign(v.probs, v.probs + maps * TT);
   if (keep_activations_) {
@@ -48,32 +52,52 @@ AttentionMaps extract_attention_maps(const Config& c, const ForwardRecord& rec, 
         "attention maps need a recorded forward pass with the reference attention kernel");
   const HeadGeometry& g = rec.geom;
   check(b >= 0 && b < g.B, "sequence index ", b, " out of range");
-  const int64_t T = g.T, TT = T * T, P = g.Pq;
+  const int64_t T = g.T, TT = T * T, P = c.effective_heads();
+  const bool v2 = c.is_diff_v2();
   AttentionMaps maps;
-  maps.diff = c.is_diff();
+  maps.model_type = c.model_type;
+  maps.diff = !c.is_llama();
   maps.T = T;
   maps.layers.resize(rec.layers.size());
   for (size_t l = 0; l < rec.layers.size(); ++l) {
     const ForwardRecord::Layer& r = rec.layers[l];
     LayerMaps& m = maps.layers[l];
     m.heads = P;
-    m.lambda = maps.diff ? r.lambda : 0.f;
+    m.lambda = c.is_diff() ? r.lambda : 0.f;
     m.attn.resize(static_cast<size_t>(P * TT));
     if (maps.diff) {
       m.attn1.resize(m.attn.size());
       m.attn2.resize(m.attn.size());
     }
+    if (v2) {
+      check(r.token_lambda.size() == static_cast<size_t>(g.B * T * P),
+            "a DIFF V2 pass must record the per-token lambda");
+      m.token_lambda.resize(static_cast<size_t>(P * T));
+      double sum = 0;
+      for (int64_t h = 0; h < P; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+          const float lam = r.token_lambda[static_cast<size_t>((b * T + t) * P + h)];
+          m.token_lambda[static_cast<size_t>(h * T + t)] = lam;
+          sum += lam;
+        }
+      m.lambda = static_cast<float>(sum / static_cast<double>(P * T));
+    }
     for (int64_t h = 0; h < P; ++h) {
-      const float* p1 = r.probs.data() + g.map_index(b, h, 0) * TT;
+      // V2: the pair of sub-heads (2h, 2h+1); V1: the two maps of head h.
+      const float* p1 = r.probs.data() + (v2 ? g.map_index(b, 2 * h, 0) : g.map_index(b, h, 0)) * TT;
       float* out = m.attn.data() + h * TT;
       if (!maps.diff) {
         std::copy(p1, p1 + TT, out);
         continue;
       }
-      const float* p2 = r.probs.data() + g.map_index(b, h, 1) * TT;
+      const float* p2 =
+          r.probs.data() + (v2 ? g.map_index(b, 2 * h + 1, 0) : g.map_index(b, h, 1)) * TT;
       std::copy(p1, p1 + TT, m.attn1.data() + h * TT);
       std::copy(p2, p2 + TT, m.attn2.data() + h * TT);
-      for (int64_t k = 0; k < TT; ++k) out[k] = p1[k] - m.lambda * p2[k];
+      for (int64_t i = 0; i < T; ++i) {
+        const float lam = v2 ? m.token_lambda[static_cast<size_t>(h * T + i)] : m.lambda;
+        for (int64_t j = 0; j < T; ++j) out[i * T + j] = p1[i * T + j] - lam * p2[i * T + j];
+      }
     }
   }
   return maps;

@@ -4,6 +4,9 @@
 //
 //   differential: A1, A2 (the two softmax maps of each of the H = n/2 heads), lambda, and the
 //                 effective map A1 - lambda * A2 that multiplies V;
+//   DIFF V2:      A1, A2 (the maps of sub-heads 2h and 2h+1 of each of the n heads), the
+//                 per-token lambda[t, h], and the effective map A1 - lambda[t] * A2, whose row
+//                 t is scaled by the lambda of query token t;
 //   standard:     the softmax map of each of the n heads (the effective map itself).
 //
 // Maps are [heads, T, T], row = query, column = key, zero above the diagonal. Also here: the
@@ -18,13 +21,15 @@ namespace difftx {
 
 struct LayerMaps {
   int64_t heads = 0;
-  float lambda = 0.f;               // differential only
+  float lambda = 0.f;               // differential only (V2: the mean of token_lambda)
+  std::vector<float> token_lambda;  // [heads, T] V2 only: lambda of each query token
   std::vector<float> attn;          // [heads, T, T] effective map
   std::vector<float> attn1, attn2;  // [heads, T, T] the two softmax maps (differential only)
 };
 
 struct AttentionMaps {
-  bool diff = false;
+  ModelType model_type = ModelType::kLlama;
+  bool diff = false;  // two maps per head (V1 or V2)
   int64_t T = 0;
   std::vector<LayerMaps> layers;
   // The effective map of one head: T x T floats.
@@ -41,6 +46,7 @@ class ForwardRecord : public LayerObserver {
  public:
   struct Layer {
     float lambda = 0.f;
+    std::vector<float> token_lambda;  // [B*T, n] V2
     std::vector<float> probs, Q, K, hidden;
   };
   explicit ForwardRecord(bool keep_activations = true) : keep_activations_(keep_activations) {}

@@ -168,19 +168,23 @@ AttentionStatistics statistics_from_forward(const Config& c, const ForwardRecord
                                             const StatisticsOptions& options) {
   const int64_t B = rec.geom.B, T = rec.geom.T;
   AttentionStatistics st;
-  st.diff = c.is_diff();
+  st.model_type = c.model_type;
+  st.diff = !c.is_llama();
   st.sequences = B;
   st.T = T;
   st.options = options;
   if (options.span) check(options.span->end < T, "span outside the text");
   const size_t L = rec.layers.size();
-  const int64_t H = c.query_heads();
+  const int64_t H = c.effective_heads();
   // per_seq[l][h]: one entry per sequence, averaged below.
   std::vector<std::vector<std::vector<MapStats>>> per_seq(L, std::vector<std::vector<MapStats>>(H));
   std::vector<std::vector<std::vector<SpanStats>>> span_seq(L,
                                                             std::vector<std::vector<SpanStats>>(H));
+  std::vector<double> lambda_sum(L, 0.0);  // V2: the mean lambda over tokens and sequences
   for (int64_t b = 0; b < B; ++b) {
     const AttentionMaps maps = extract_attention_maps(c, rec, b);
+    for (size_t l = 0; l < L; ++l)
+      lambda_sum[l] += maps.layers[l].lambda;
     for (size_t l = 0; l < L; ++l)
       for (int64_t h = 0; h < H; ++h) {
         per_seq[l][h].push_back(map_statistics(maps.head(l, h), T, options.maps));
@@ -194,7 +198,9 @@ AttentionStatistics statistics_from_forward(const Config& c, const ForwardRecord
   st.layers.resize(L);
   for (size_t l = 0; l < L; ++l) {
     LayerStatistics& ls = st.layers[l];
-    ls.lambda = st.diff ? rec.layers[l].lambda : 0.f;
+    ls.lambda = c.is_diff_v2() ? static_cast<float>(lambda_sum[l] / static_cast<double>(B))
+                : c.is_diff()  ? rec.layers[l].lambda
+                               : 0.f;
     for (int64_t h = 0; h < H; ++h) {
       ls.heads.push_back(mean_maps(per_seq[l][h]));
       if (options.span) ls.span_heads.push_back(mean_spans(span_seq[l][h]));
@@ -267,8 +273,9 @@ json activations_json(const MagnitudeStats& logits, const MagnitudeStats& hidden
 
 json statistics_to_json(const AttentionStatistics& st) {
   const bool span = st.options.span.has_value();
-  json j = {{"model_type", st.diff ? "diffllama" : "llama"},
-            {"map", st.diff ? "A1 - lambda * A2" : "softmax"},
+  const bool v2 = st.model_type == ModelType::kDiffLlamaV2;
+  json j = {{"model_type", model_type_name(st.model_type)},
+            {"map", v2 ? "A1 - lambda[t] * A2" : st.diff ? "A1 - lambda * A2" : "softmax"},
             {"sequences", st.sequences},
             {"tokens", st.T},
             {"threshold", st.options.maps.threshold},
@@ -285,7 +292,7 @@ json statistics_to_json(const AttentionStatistics& st) {
       heads.push_back(std::move(hj));
     }
     json lj = {{"layer", l}, {"heads", std::move(heads)}, {"mean", to_json(ls.mean)}};
-    if (st.diff) lj["lambda"] = number(ls.lambda);
+    if (st.diff) lj[v2 ? "lambda_mean" : "lambda"] = number(ls.lambda);
     if (span) lj["span"] = to_json(ls.span_mean);
     if (st.options.activations) lj["activations"] = activations_json(ls.logits, ls.hidden);
     layers.push_back(std::move(lj));

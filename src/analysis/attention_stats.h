@@ -70,7 +70,7 @@ struct StatisticsOptions {
 };
 
 struct LayerStatistics {
-  float lambda = 0.f;                  // differential only
+  float lambda = 0.f;                  // differential only (V2: mean over tokens and heads)
   std::vector<MapStats> heads;         // per head, averaged over the batch's sequences
   std::vector<SpanStats> span_heads;   // per head, when a span is given
   MapStats mean;                       // average over heads
@@ -79,7 +79,8 @@ struct LayerStatistics {
 };
 
 struct AttentionStatistics {
-  bool diff = false;
+  ModelType model_type = ModelType::kLlama;
+  bool diff = false;  // two maps per head (V1 or V2)
   int64_t sequences = 0, T = 0;
   StatisticsOptions options;
   std::vector<LayerStatistics> layers;

@@ -63,11 +63,12 @@ json report_data(const std::vector<ReportModel>& models) {
         mj["attn2"] = lower_triangles(l.attn2, l.heads, maps.T);
       }
       json lj = {{"maps", std::move(mj)}};
-      if (maps.diff) lj["lambda"] = l.lambda;
+      if (maps.diff) lj["lambda"] = l.lambda;  // V2: the mean of the per-token lambdas
+      if (!l.token_lambda.empty()) lj["token_lambda"] = l.token_lambda;
       layers.push_back(std::move(lj));
     }
     json model = {{"name", m.name},
-                  {"model_type", maps.diff ? "diffllama" : "llama"},
+                  {"model_type", model_type_name(maps.model_type)},
                   {"T", maps.T},
                   {"tokens", m.tokens},
                   {"ids", m.ids},

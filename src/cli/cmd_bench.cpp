@@ -49,7 +49,7 @@ Runner add_bench(CLI::App& app) {
     validate(opts, config);  // before the threads are set up: a bad flag fails at once
     if (o->threads > 0) omp_set_num_threads(o->threads);
     const ThroughputReport r = measure_throughput(config, opts);
-    nlohmann::json j{{"model_type", config.is_diff() ? "diffllama" : "llama"},
+    nlohmann::json j{{"model_type", model_type_name(config.model_type)},
                      {"parameters", r.parameters},
                      {"seq", o->seq},
                      {"batch", o->batch},

@@ -26,8 +26,12 @@ Runner add_init(CLI::App& app) {
     Model model(config);
     init_parameters(model, o->seed);
     save_new_model(o->out, model);
-    std::printf("wrote %s: %s, %zu parameters\n", o->out.c_str(),
-                config.is_diff() ? "diffllama" : "llama", model.layout.num_parameters());
+    const ParameterCounts n = count_parameters(model.layout);
+    std::printf(
+        "wrote %s: %s, %zu parameters (%zu without embedding and LM head): embedding %zu, "
+        "lm_head %zu, attention %zu (lambda %zu), mlp %zu, norms %zu, extensions %zu\n",
+        o->out.c_str(), model_type_name(config.model_type), n.total, n.non_embedding(),
+        n.embedding, n.lm_head, n.attention, n.lambda, n.mlp, n.norm, n.extension);
     return 0;
   };
 }

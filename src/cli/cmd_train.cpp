@@ -96,7 +96,7 @@ Runner add_train(CLI::App& app) {
   app.add_option("--out", o->req.dir, "run directory to create (or continue with --resume)")->required();
   auto* cfg = app.add_option("--config", o->req.config_path, "config.json with the model's sizes");
   auto* pre = app.add_option("--preset", o->req.preset,
-                             "named size: tiny-diff, tiny-llama, small-diff, small-llama, ref-diff, ref-llama");
+                             "named size: {tiny,small,ref}-{diff,diffv2,llama}");
   cfg->excludes(pre);
   add_tokenizer_spec(app, s.tokenizer);
   app.add_option("--steps", t.steps, "optimizer steps (on resume: may extend the run)")
@@ -161,7 +161,7 @@ Runner add_train(CLI::App& app) {
       return 0;
     }
     std::fprintf(stderr, "training %s (%zu parameters) on %lld tokens%s, steps %lld..%lld\n",
-                 run.model().config.is_diff() ? "diffllama" : "llama",
+                 model_type_name(run.model().config.model_type),
                  run.model().layout.num_parameters(), static_cast<long long>(run.train_tokens()),
                  run.val_tokens() ? (" (validation " + std::to_string(run.val_tokens()) + ")").c_str() : "",
                  static_cast<long long>(first + 1), static_cast<long long>(steps));

@@ -69,6 +69,15 @@ class Reader {
 };
 }  // namespace
 
+const char* model_type_name(ModelType t) {
+  switch (t) {
+    case ModelType::kDiffLlama: return "diffllama";
+    case ModelType::kDiffLlamaV2: return "diffllama_v2";
+    case ModelType::kLlama: return "llama";
+  }
+  return "?";
+}
+
 Config parse_config(const std::string& json_text, const std::string& where,
                     LayoutDefaults defaults) {
   const bool official = defaults == LayoutDefaults::kOfficial;
@@ -82,11 +91,13 @@ Config parse_config(const std::string& json_text, const std::string& where,
   const Reader r(j, where);
   Config c;
 
-  if (!r.has("model_type")) r.fail("model_type", "is missing (\"diffllama\" or \"llama\")");
+  constexpr const char* kTypes = "\"diffllama\", \"diffllama_v2\" or \"llama\"";
+  if (!r.has("model_type")) r.fail("model_type", std::string("is missing (") + kTypes + ")");
   const std::string mt = r.string("model_type", "");
   if (mt == "diffllama") c.model_type = ModelType::kDiffLlama;
+  else if (mt == "diffllama_v2") c.model_type = ModelType::kDiffLlamaV2;
   else if (mt == "llama") c.model_type = ModelType::kLlama;
-  else r.fail("model_type", "must be \"diffllama\" or \"llama\", got \"" + mt + "\"");
+  else r.fail("model_type", std::string("must be ") + kTypes + ", got \"" + mt + "\"");
 
   c.vocab_size = r.positive_int("vocab_size");
   c.hidden_size = r.positive_int("hidden_size");
@@ -140,11 +151,11 @@ Config parse_config(const std::string& json_text, const std::string& where,
       r.fail("diff_lambda_init", "must be a number in [0, 1) or null (the per-layer schedule)");
   }
   c.attention_groupnorm = r.boolean("attention_groupnorm", false);
-  if (c.is_diff() && c.attention_groupnorm)
+  if (!c.is_llama() && c.attention_groupnorm)
     r.fail("attention_groupnorm", "is for llama models (diffllama has diff_groupnorm)");
   if (!c.is_diff() && (!c.diff_groupnorm || c.diff_lambda_init))
     r.fail(!c.diff_groupnorm ? "diff_groupnorm" : "diff_lambda_init",
-           "is for diffllama models (llama has attention_groupnorm)");
+           "is for diffllama (V1) models (llama has attention_groupnorm)");
 
   // Keys that would change the math in ways this engine does not implement.
   if (r.boolean("attention_bias", false)) r.fail("attention_bias", "true is not supported");
@@ -174,6 +185,10 @@ Config parse_config(const std::string& json_text, const std::string& where,
   if (c.q_width() > kMaxDim || c.kv_width() > kMaxDim)
     r.fail("head_dim", "makes the attention projections too large");
   c.ext = parse_extensions(j, where, c.hidden_size);
+  // The maps the extensions read are V1's and llama's (kernels/ext_ops.h); V2's effective map
+  // has a lambda per token, which they do not implement yet.
+  if (c.is_diff_v2() && c.ext.map_key(true))
+    r.fail(c.ext.map_key(true), "is not supported for diffllama_v2 (only ext_flow_gate is)");
   return c;
 }
 
@@ -183,7 +198,7 @@ Config load_config(const std::string& path, LayoutDefaults defaults) {
 
 std::string config_to_json(const Config& c) {
   json j;
-  j["model_type"] = c.is_diff() ? "diffllama" : "llama";
+  j["model_type"] = model_type_name(c.model_type);
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;

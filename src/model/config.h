@@ -9,7 +9,9 @@
 
 namespace difftx {
 
-enum class ModelType { kDiffLlama, kLlama };
+// diffllama: differential V1 (SPEC section 1); diffllama_v2: V2 (section 1b); llama: standard.
+enum class ModelType { kDiffLlama, kDiffLlamaV2, kLlama };
+const char* model_type_name(ModelType t);  // the config.json spelling
 
 struct Config {
   ModelType model_type = ModelType::kDiffLlama;
@@ -17,7 +19,7 @@ struct Config {
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_hidden_layers = 0;
-  int64_t num_attention_heads = 0;  // n sub-heads
+  int64_t num_attention_heads = 0;  // n sub-heads (V2: n output heads, 2n query sub-heads)
   int64_t num_key_value_heads = 0;  // kv sub-heads
   int64_t head_dim = 0;             // d
   double rms_norm_eps = 1e-5;
@@ -35,13 +37,21 @@ struct Config {
   bool attention_groupnorm = false;        // llama: per-head RMSNorm over d ("+ GroupNorm")
   ExtensionConfig ext;                     // the design deck's extensions (model/ext_config.h)
 
-  bool is_diff() const { return model_type == ModelType::kDiffLlama; }
-  // Canonical attention geometry (see kernels/attention.h).
+  bool is_diff() const { return model_type == ModelType::kDiffLlama; }  // V1
+  bool is_diff_v2() const { return model_type == ModelType::kDiffLlamaV2; }
+  bool is_llama() const { return model_type == ModelType::kLlama; }
+  // Canonical attention geometry (see kernels/attention.h). V2 runs standard attention over
+  // its 2n query sub-heads, then combines each pair (model/layer.cpp).
   int64_t ncomp() const { return is_diff() ? 2 : 1; }
-  int64_t query_heads() const { return num_attention_heads / ncomp(); }  // Pq
-  int64_t kv_groups() const { return num_key_value_heads / ncomp(); }    // Pk
-  int64_t q_width() const { return num_attention_heads * head_dim; }
+  int64_t query_heads() const {  // Pq
+    return is_diff_v2() ? 2 * num_attention_heads : num_attention_heads / ncomp();
+  }
+  int64_t kv_groups() const { return num_key_value_heads / ncomp(); }  // Pk
+  int64_t q_width() const { return query_heads() * ncomp() * head_dim; }
   int64_t kv_width() const { return num_key_value_heads * head_dim; }
+  int64_t o_width() const { return num_attention_heads * head_dim; }  // o_proj's input
+  // Heads with one effective attention map each (what analysis shows): V1 n/2, V2 and llama n.
+  int64_t effective_heads() const { return is_diff_v2() ? num_attention_heads : query_heads(); }
   double lambda_init(int64_t layer) const;
   // The per-head norm after attention: present?, with a weight?, and its output scale.
   bool head_norm() const { return is_diff() ? diff_groupnorm : attention_groupnorm; }

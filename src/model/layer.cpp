@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/cached_attention.h"
 #include "kernels/matmul.h"
+#include "kernels/pair_combine.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/extensions.h"
@@ -48,19 +49,22 @@ void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
   if (p.observer) {
     const bool maps = (p.run.attention == AttentionKernel::kReference || p.explicit_maps) &&
                       !(p.cache && p.continues);
-    p.observer->on_attention(l, AttentionView{g, a.Q.data(), a.K.data(), a.lambda,
-                                              maps ? a.attn_saved.probs.data() : nullptr});
+    p.observer->on_attention(
+        l, AttentionView{g, a.Q.data(), a.K.data(), a.lambda,
+                         maps ? a.attn_saved.probs.data() : nullptr,
+                         a.token_lambda.empty() ? nullptr : a.token_lambda.data()});
   }
 }
 
 // What forward and backward of layer l both read: the model, its config, the layer's tensor
-// offsets, the pass geometry, rows M = B*T, widths (hidden, MLP, fused q/k/v, attention out).
+// offsets, the pass geometry, rows M = B*T, widths (hidden, MLP, fused q/k/v, the attention
+// kernel's output, o_proj's input: equal except for V2, whose kernel output is twice as wide).
 struct LayerShape {
   const Model& model;
   const Config& c;
   const LayerOffsets& L;
   const HeadGeometry& g;
-  int64_t M, C, F, Wqkv, Wattn;
+  int64_t M, C, F, Wqkv, Wkernel, Wattn;
   Precision prec;
 };
 
@@ -68,13 +72,14 @@ LayerShape shape_of(const LayerPass& p, int64_t l) {
   const Config& c = p.model.config;
   return {p.model, c, p.model.layout.layers[static_cast<size_t>(l)], p.geom,
           p.geom.B * p.geom.T, c.hidden_size, c.intermediate_size,
-          c.q_width() + 2 * c.kv_width(), p.geom.Pq * p.geom.dv(), p.run.precision};
+          c.q_width() + 2 * c.kv_width(), p.geom.Pq * p.geom.dv(), c.o_width(),
+          p.run.precision};
 }
 
 }  // namespace
 
 void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a) {
-  const auto [model, c, L, g, M, C, F, Wqkv, Wattn, prec] = shape_of(p, l);
+  const auto [model, c, L, g, M, C, F, Wqkv, Wkernel, Wattn, prec] = shape_of(p, l);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   if (p.keep == Keep::kForBackward || c.ext.flow_gate) a.x_in.assign(x, x + M * C);
@@ -90,7 +95,13 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
                                           model.at(L.lambda_q2), model.at(L.lambda_k2),
                                           c.head_dim, static_cast<float>(c.lambda_init(l)))
                          : 0.f;
-  resize(a.attn_pre, M * Wattn);
+  if (c.is_diff_v2()) {  // lambda per token and head, from the same normed input as q, k, v
+    const int64_t n = c.num_attention_heads;
+    resize(a.token_lambda, M * n);
+    linear_forward(a.xn1.data(), model.at(L.lambda_proj), a.token_lambda.data(), M, n, C, prec);
+    pair_lambda_forward(a.token_lambda.data(), a.token_lambda.data(), M * n);
+  }
+  resize(a.attn_pre, M * Wkernel);
   attention(p, l, a);
   // The per-head norm (or, differential without it, only its (1 - lambda_init) scale).
   const float* o_in = a.attn_pre.data();
@@ -104,6 +115,11 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
   } else if (c.is_diff()) {
     resize(a.attn_out, M * Wattn);
     for (int64_t i = 0; i < M * Wattn; ++i) a.attn_out[i] = scale * a.attn_pre[i];
+    o_in = a.attn_out.data();
+  } else if (c.is_diff_v2()) {
+    resize(a.attn_out, M * Wattn);
+    pair_combine_forward(a.attn_pre.data(), a.token_lambda.data(), a.attn_out.data(), M,
+                         c.num_attention_heads, c.head_dim);
     o_in = a.attn_out.data();
   }
   resize(a.h, M * C);
@@ -126,7 +142,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
 
 void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                     std::vector<float>& dx, LayerGradScratch& s, float* G) {
-  const auto [model, c, L, g, M, C, F, Wqkv, Wattn, prec] = shape_of(p, l);
+  const auto [model, c, L, g, M, C, F, Wqkv, Wkernel, Wattn, prec] = shape_of(p, l);
   check(!a.x_in.empty(), "backward needs a forward pass that kept its activations");
   resize(s.dxn, M * C);
   resize(s.dact, M * F);
@@ -148,9 +164,9 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                    s.dh.data(), G + L.post_norm, M, C);
   // h = x_in + o_proj(attention(norm1(x_in)))
   dx = s.dh;
-  const bool normed_or_scaled = c.head_norm() || c.is_diff();  // o_proj read attn_out
+  const bool o_read_attn_out = c.head_norm() || !c.is_llama();
   const float* dy = ext_attention_output_backward(p, l, a, s.dh.data(), s.ext, G);
-  linear_backward(dy, normed_or_scaled ? a.attn_out.data() : a.attn_pre.data(),
+  linear_backward(dy, o_read_attn_out ? a.attn_out.data() : a.attn_pre.data(),
                   model.at(L.o_proj), s.dattn_out.data(), G + L.o_proj, M, C, Wattn, false, prec);
   const float* dattn_pre = s.dattn_out.data();
   const float scale = static_cast<float>(c.head_scale(l));
@@ -164,6 +180,12 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
   } else if (c.is_diff()) {
     resize(s.dpre, M * Wattn);
     for (int64_t i = 0; i < M * Wattn; ++i) s.dpre[i] = scale * s.dattn_out[i];
+    dattn_pre = s.dpre.data();
+  } else if (c.is_diff_v2()) {
+    resize(s.dpre, M * Wkernel);
+    resize(s.dz, M * c.num_attention_heads);
+    pair_combine_backward(s.dattn_out.data(), a.attn_pre.data(), a.token_lambda.data(),
+                          s.dpre.data(), s.dz.data(), M, c.num_attention_heads, c.head_dim);
     dattn_pre = s.dpre.data();
   }
   float dlambda =
@@ -182,6 +204,9 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
   qkv_to_heads_backward(g, p.map, p.rope, s.dQ.data(), s.dK.data(), s.dV.data(), s.dqkv.data());
   linear_backward(s.dqkv.data(), a.xn1.data(), model.at(L.qkv), s.dxn.data(), G + L.qkv, M, Wqkv,
                   C, false, prec);
+  if (c.is_diff_v2())
+    linear_backward(s.dz.data(), a.xn1.data(), model.at(L.lambda_proj), s.dxn.data(),
+                    G + L.lambda_proj, M, c.num_attention_heads, C, true, prec);
   rmsnorm_backward(s.dxn.data(), a.x_in.data(), model.at(L.input_norm), 1.f, a.inv_rms1.data(),
                    dx.data(), G + L.input_norm, M, C);
   ext_input_backward(p, s.ext, dx);

@@ -4,7 +4,8 @@
 //   h   = x + o_proj( headnorm( attention( heads( qkv_proj( rmsnorm1(x) ) ) ) ) )
 //   out = h + down( swiglu( gate_up( rmsnorm2(h) ) ) )
 //
-// (headnorm only for differential attention.) model/transformer.cpp runs the layers in order
+// (headnorm only for differential attention; DIFF V2 has a pair combine with a per-token
+// lambda in its place, kernels/pair_combine.h.) model/transformer.cpp runs the layers in order
 // for every kind of pass; the policy in LayerPass decides what is kept, where keys and values
 // go and which attention kernel reads them.
 #include <cstdint>
@@ -39,7 +40,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
 
 // Scratch for layer_backward, reused across layers.
 struct LayerGradScratch {
-  std::vector<float> dh, dxn, dact, dgu, dattn_out, dpre, dQ, dK, dV, dqkv;
+  std::vector<float> dh, dxn, dact, dgu, dattn_out, dpre, dz, dQ, dK, dV, dqkv;
   ExtGradScratch ext;
 };
 

@@ -40,13 +40,15 @@ uint128 layout_bytes(const Config& c) {
   const uint128 C = static_cast<uint128>(c.hidden_size), F = static_cast<uint128>(c.intermediate_size);
   const uint128 V = static_cast<uint128>(c.vocab_size), d = static_cast<uint128>(c.head_dim);
   const uint128 q = static_cast<uint128>(c.q_width()), kv = static_cast<uint128>(c.kv_width());
+  const uint128 o = static_cast<uint128>(c.o_width());
+  const uint128 lambda_proj = c.is_diff_v2() ? static_cast<uint128>(c.num_attention_heads) * C : 0;
   constexpr uint128 kAlign = 16, kEntryBytes = 192;  // gap per tensor (floats); bytes per entry
   const uint128 lambdas = (c.is_diff() ? 4 * d : 0) + (c.head_norm_weight() ? 2 * d : 0);
   const ExtensionConfig& e = c.ext;  // the extensions' tensors (at most 7 more per layer)
   const uint128 ext = (e.enhancer_reduction ? 2 * C * (C / static_cast<uint128>(*e.enhancer_reduction)) : 0) +
                       (e.noise_threshold ? C + 4 * C * C : 0) + (e.flow_gate ? 2 * C * C + C : 0);
-  const uint128 per_layer =
-      2 * C + (q + 2 * kv) * C + C * q + lambdas + 3 * C * F + ext + 17 * kAlign;
+  const uint128 per_layer = 2 * C + (q + 2 * kv) * C + C * o + lambdas + lambda_proj + 3 * C * F +
+                            ext + 17 * kAlign;
   const uint128 floats = V * C * (c.tie_word_embeddings ? 1 : 2) + C + 3 * kAlign +
                          static_cast<uint128>(c.num_hidden_layers) * per_layer;
   const uint128 entries = 3 + static_cast<uint128>(c.num_hidden_layers) * 19;
@@ -66,6 +68,25 @@ size_t ParamLayout::num_parameters() const {
   return n;
 }
 
+ParameterCounts count_parameters(const ParamLayout& layout) {
+  ParameterCounts n;
+  const auto has = [](const std::string& name, const char* part) {
+    return name.find(part) != std::string::npos;
+  };
+  for (const TensorSpec& t : layout.tensors) {
+    n.total += t.numel;
+    if (has(t.name, ".ext.")) n.extension += t.numel;
+    else if (has(t.name, "embed_tokens")) n.embedding += t.numel;
+    else if (has(t.name, "lm_head")) n.lm_head += t.numel;
+    else if (has(t.name, "self_attn.")) {
+      n.attention += t.numel;
+      if (has(t.name, "self_attn.lambda")) n.lambda += t.numel;
+    } else if (has(t.name, "mlp.")) n.mlp += t.numel;
+    else n.norm += t.numel;
+  }
+  return n;
+}
+
 ParamLayout make_layout(const Config& c) {
   check_fits_in_memory(layout_bytes(c),
                        "the model (" + std::to_string(c.num_hidden_layers) + " layers, hidden_size " +
@@ -82,8 +103,11 @@ ParamLayout make_layout(const Config& c) {
     L.qkv = b.add(p + "self_attn.q_proj.weight", {c.q_width(), C}, ParamKind::kMatrix);
     b.add(p + "self_attn.k_proj.weight", {c.kv_width(), C}, ParamKind::kMatrix, true);
     b.add(p + "self_attn.v_proj.weight", {c.kv_width(), C}, ParamKind::kMatrix, true);
-    L.o_proj = b.add(p + "self_attn.o_proj.weight", {C, c.q_width()}, ParamKind::kMatrix);
-    L.lambda_q1 = L.lambda_k1 = L.lambda_q2 = L.lambda_k2 = L.groupnorm = kNone;
+    L.o_proj = b.add(p + "self_attn.o_proj.weight", {C, c.o_width()}, ParamKind::kMatrix);
+    L.lambda_q1 = L.lambda_k1 = L.lambda_q2 = L.lambda_k2 = L.groupnorm = L.lambda_proj = kNone;
+    if (c.is_diff_v2())
+      L.lambda_proj = b.add(p + "self_attn.lambda_proj.weight", {c.num_attention_heads, C},
+                            ParamKind::kMatrix);
     if (c.is_diff()) {
       L.lambda_q1 = b.add(p + "self_attn.lambda_q1", {d}, ParamKind::kLambda);
       L.lambda_k1 = b.add(p + "self_attn.lambda_k1", {d}, ParamKind::kLambda);
@@ -130,9 +154,21 @@ Model::Model(const Config& c) : config(c), layout(make_layout(c)) {
   }
 }
 
+namespace {
+// FNV-1a: a fixed, portable hash of a tensor name.
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
 void init_parameters(Model& m, uint64_t seed) {
-  Rng rng(seed);
   for (const auto& t : m.layout.tensors) {
+    // One stream per tensor, from the seed and the tensor's name: two variants initialised
+    // with one seed get identical values in every tensor they share (paired initialisation),
+    // whatever else their layouts hold.
+    Rng rng(seed ^ (name_hash(t.name) * 0x9E3779B97F4A7C15ull));
     float* p = m.at(t.offset);
     switch (t.kind) {
       case ParamKind::kMatrix:

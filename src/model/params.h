@@ -33,7 +33,8 @@ struct ExtOffsets {
 
 struct LayerOffsets {
   size_t input_norm, qkv, o_proj, lambda_q1, lambda_k1, lambda_q2, lambda_k2, groupnorm,
-      post_norm, gate_up, down;  // groupnorm and lambdas are kNone when absent
+      lambda_proj,  // V2's per-token lambda projection [n, hidden]
+      post_norm, gate_up, down;  // groupnorm and the lambdas are kNone when absent
   ExtOffsets ext;
 };
 
@@ -49,6 +50,17 @@ struct ParamLayout {
 // Throws Error when the model would not fit in this machine's memory.
 ParamLayout make_layout(const Config& c);
 
+// Parameters by role, from the tensor names alone (so variants of different shapes compare):
+// embedding, LM head (0 when tied), attention (q/k/v/o, V1's lambda vectors, the head norm,
+// V2's lambda_proj), MLP, the RMSNorm weights of the residual stream, and extensions
+// (tensors under ".ext."). `lambda` is the part of attention that produces lambda.
+struct ParameterCounts {
+  size_t total = 0, embedding = 0, lm_head = 0, attention = 0, lambda = 0, mlp = 0, norm = 0,
+         extension = 0;
+  size_t non_embedding() const { return total - embedding - lm_head; }
+};
+ParameterCounts count_parameters(const ParamLayout& layout);
+
 struct Model {
   Config config;
   ParamLayout layout;
@@ -59,7 +71,8 @@ struct Model {
 };
 
 // normal(0, 0.02) matrices and embeddings, unit norm weights, normal(0, lambda_std_dev) lambdas,
-// zero biases.
+// zero biases. Each tensor is drawn from its own stream (seed, tensor name): models of different
+// variants with the same seed share the values of every tensor they have in common.
 void init_parameters(Model& m, uint64_t seed);
 
 }  // namespace difftx

@@ -8,7 +8,15 @@ struct Size {
   const char* name;
   int64_t hidden, intermediate, layers, heads, max_pos;
 };
-// Differential and baseline share every size: the paper's comparison at equal width.
+// Differential (V1, V2) and baseline share every size: the paper's comparison at equal width.
+// V1 has n/2 heads of 2d; V2 and the baseline n heads of d (V2's q_proj is twice as tall and
+// it adds lambda_proj, docs/variants.md).
+constexpr const char* kKinds[] = {"diff", "diffv2", "llama"};
+ModelType kind_type(const std::string& kind) {
+  return kind == "diff" ? ModelType::kDiffLlama
+         : kind == "diffv2" ? ModelType::kDiffLlamaV2
+                            : ModelType::kLlama;
+}
 constexpr Size kSizes[] = {
     {"tiny", 64, 176, 2, 4, 1024},
     {"small", 256, 704, 4, 8, 1024},
@@ -19,16 +27,16 @@ constexpr Size kSizes[] = {
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;
   for (const Size& s : kSizes)
-    for (const char* kind : {"diff", "llama"}) names.push_back(std::string(s.name) + "-" + kind);
+    for (const char* kind : kKinds) names.push_back(std::string(s.name) + "-" + kind);
   return names;
 }
 
 Config preset_config(const std::string& name, int64_t vocab_size) {
   for (const Size& s : kSizes) {
-    for (const char* kind : {"diff", "llama"}) {
+    for (const char* kind : kKinds) {
       if (name != std::string(s.name) + "-" + kind) continue;
       Config c;
-      c.model_type = std::string(kind) == "diff" ? ModelType::kDiffLlama : ModelType::kLlama;
+      c.model_type = kind_type(kind);
       c.vocab_size = vocab_size;
       c.hidden_size = s.hidden;
       c.intermediate_size = s.intermediate;

@@ -1,6 +1,6 @@
 #pragma once
-// Named model sizes for `difftx train --preset NAME`: tiny-{diff,llama} for tests,
-// small-{diff,llama} for the demo, ref-{diff,llama} for the reference benchmark config.
+// Named model sizes for `difftx train --preset NAME`: tiny-{diff,diffv2,llama} for tests,
+// small-* for the demo, ref-* for the reference benchmark config.
 // The vocabulary size comes from the tokenizer.
 #include <cstdint>
 #include <string>

@@ -47,13 +47,16 @@ enum class LogitRows {
 
 // What an observer sees of one layer's attention: the canonical Q and K of this pass (RoPE
 // applied), lambda, and with the reference kernel the probability maps
-// [B, Pq, ncomp, T, T] (zero above the diagonal; null with the other kernels).
+// [B, Pq, ncomp, T, T] (zero above the diagonal; null with the other kernels). For DIFF V2
+// the maps are those of the 2n query sub-heads, and token_lambda [B*T, n] holds the per-token
+// lambda of each output head (null for the other model types).
 struct AttentionView {
   const HeadGeometry& geom;
   const float* Q;
   const float* K;
   float lambda;
   const float* probs;
+  const float* token_lambda = nullptr;
 };
 
 // The per-layer hook through which analysis and monitoring see inside a pass.
@@ -87,9 +90,11 @@ struct LayerActivations {
   AttentionSaved<float> attn_saved;  // kReference
   FlashSaved flash_saved;            // kFlash
   std::vector<float> attn_pre;   // [M, Pq*dv] attention output before the head norm (diff)
+                                 // or the pair combine (V2)
   std::vector<float> inv_rms_h;  // [M*Pq] head norm (diff)
-  std::vector<float> attn_out;   // [M, Pq*dv] head-normed input of o_proj (diff only;
-                                 // the baseline's o_proj reads attn_pre)
+  std::vector<float> attn_out;   // [M, n*d] input of o_proj: head-normed (diff), pair-combined
+                                 // (V2); the baseline's o_proj reads attn_pre
+  std::vector<float> token_lambda;  // [M, n] V2: sigmoid(xn1 W_lambda^T)
   std::vector<float> h;          // [M, C] after the attention residual
   std::vector<float> inv_rms2;   // [M]
   std::vector<float> xn2;        // [M, C]

@@ -29,13 +29,16 @@ double median(std::vector<double> v) {
 double matrix_params(const Config& c) {
   const double C = static_cast<double>(c.hidden_size), F = static_cast<double>(c.intermediate_size);
   const double qkv = static_cast<double>(c.q_width() + 2 * c.kv_width());
-  const double per_layer = C * qkv + static_cast<double>(c.q_width()) * C + 3.0 * C * F;
+  const double lambda_proj = c.is_diff_v2() ? static_cast<double>(c.num_attention_heads) * C : 0;
+  const double per_layer =
+      C * qkv + static_cast<double>(c.o_width()) * C + lambda_proj + 3.0 * C * F;
   return static_cast<double>(c.num_hidden_layers) * per_layer +
          static_cast<double>(c.vocab_size) * C;  // the LM head is a matrix product even when tied
 }
 double attention_fwd_flops_per_token(const Config& c, int64_t T) {
-  // QK^T over n sub-heads of width d and PV over the same total width, each 2 FLOPs per
-  // multiply-add, over T/2 keys on average (causal).
+  // QK^T over the query sub-heads (q_width in all) and PV over the same total width (V1: half
+  // the heads, twice as wide; V2: every sub-head), each 2 FLOPs per multiply-add, over T/2
+  // keys on average (causal).
   return static_cast<double>(c.num_hidden_layers) * 2.0 * 2.0 * static_cast<double>(T) / 2.0 *
          static_cast<double>(c.q_width());
 }

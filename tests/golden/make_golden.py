@@ -101,7 +101,7 @@ def read_safetensors(path):
 def load_config(path):
     with open(path) as f:
         c = json.load(f)
-    assert c["model_type"] in ("diffllama", "llama")
+    assert c["model_type"] in ("diffllama", "diffllama_v2", "llama")
     assert not c.get("attention_bias", False)
     assert c.get("hidden_act", "silu") == "silu"
     assert c.get("rope_scaling") is None
@@ -238,6 +238,24 @@ def std_attention(x, p, pre, cfg, check=None, maps=None):
     return torch.cat(outs, dim=-1) @ p[pre + "o_proj.weight"].t()
 
 
+def diff_v2_attention(x, p, pre, cfg, check=None):
+    """DIFF V2 (SPEC 1b).  2n query sub-heads of width d; kv heads of width d; query sub-head j
+    reads kv head j // (2n / kv); O_h = a_{2h} - sigmoid(x W_lambda^T)[:, h] * a_{2h+1}."""
+    T = x.shape[0]
+    n, kv, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    assert n % kv == 0
+    rep = (2 * n) // kv
+    q = (x @ p[pre + "q_proj.weight"].t()).view(T, 2 * n, d)
+    k = (x @ p[pre + "k_proj.weight"].t()).view(T, kv, d)
+    v = (x @ p[pre + "v_proj.weight"].t()).view(T, kv, d)
+    q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"])
+    k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"])
+    lam = torch.sigmoid(x @ p[pre + "lambda_proj.weight"].t())         # [T, n]
+    a = [causal_softmax(q[:, j], k[:, j // rep], check) @ v[:, j // rep] for j in range(2 * n)]
+    outs = [a[2 * h] - lam[:, h:h + 1] * a[2 * h + 1] for h in range(n)]  # each [T, d]
+    return torch.cat(outs, dim=-1) @ p[pre + "o_proj.weight"].t()
+
+
 def swiglu_mlp(x, p, pre):
     gate = x @ p[pre + "gate_proj.weight"].t()
     up = x @ p[pre + "up_proj.weight"].t()
@@ -254,6 +272,8 @@ def forward(p, cfg, tokens, check=None, reg=None):
         maps = []
         if cfg["model_type"] == "diffllama":
             y = diff_attention(xn, p, pre + "self_attn.", cfg, l, check, maps)
+        elif cfg["model_type"] == "diffllama_v2":
+            y = diff_v2_attention(xn, p, pre + "self_attn.", cfg, check)
         else:
             y = std_attention(xn, p, pre + "self_attn.", cfg, check, maps)
         x_prev = x
@@ -344,11 +364,14 @@ def param_shapes(cfg):
     for l in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % l
         s[pre + "input_layernorm.weight"] = (D,)
-        s[pre + "self_attn.q_proj.weight"] = (n * d, D)
+        v2 = cfg["model_type"] == "diffllama_v2"
+        s[pre + "self_attn.q_proj.weight"] = ((2 * n if v2 else n) * d, D)
         s[pre + "self_attn.k_proj.weight"] = (kv * d, D)
         s[pre + "self_attn.v_proj.weight"] = (kv * d, D)
         s[pre + "self_attn.o_proj.weight"] = (D, n * d)
-        if cfg["model_type"] == "diffllama":
+        if v2:
+            s[pre + "self_attn.lambda_proj.weight"] = (n, D)
+        elif cfg["model_type"] == "diffllama":
             for nm in ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"):
                 s[pre + "self_attn." + nm] = (d,)
             if cfg["diff_norm_affine"]:
@@ -639,6 +662,22 @@ CASES = [
                     intermediate_size=24, num_attention_heads=4, num_key_value_heads=4,
                     num_hidden_layers=3, rope_theta=100.0, diff_lambda_init=0.5),
      9, "F32", 1009),
+    # DIFF V2 (SPEC section 1b): sub-head GQA rep 2n/kv = 2 and 4, both RoPE styles
+    ("diffv2_rope_gptj",
+     project_config("diffllama_v2", None, True, None, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=4,
+                    rope_theta=100.0),
+     9, "F32", 1011),
+    ("diffv2_gqa_rope_half",
+     project_config("diffllama_v2", None, False, None, vocab_size=41, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
+                    head_dim=6, rope_theta=100.0),
+     10, "F32", 1012),
+    ("diffv2_gqa_rope_gptj_tied",
+     project_config("diffllama_v2", None, True, None, vocab_size=43, hidden_size=16,
+                    intermediate_size=16, num_attention_heads=4, num_key_value_heads=2,
+                    num_hidden_layers=3, rope_theta=500.0, tie_word_embeddings=True),
+     9, "F32", 1013),
     ("llama_groupnorm",
      project_config("llama", None, True, None, vocab_size=37, hidden_size=24,
                     intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
@@ -649,29 +688,34 @@ CASES = [
      project_config("diffllama", "interleaved", True, True, vocab_size=37, hidden_size=16,
                     intermediate_size=24, num_attention_heads=8, num_key_value_heads=4,
                     head_dim=4, rope_theta=100.0, ext_token_enhancer={"reduction": 4}),
-     9, "F32", 1011),
+     9, "F32", 1021),
     ("ext_noise_reduction",
      project_config("diffllama", "split", False, True, vocab_size=37, hidden_size=16,
                     intermediate_size=24, num_attention_heads=4, num_key_value_heads=4,
                     head_dim=4, rope_theta=100.0, ext_noise_reduction={"threshold": 0.1}),
-     9, "F32", 1012),
+     9, "F32", 1022),
     ("ext_flow_gate",
      project_config("llama", None, False, None, vocab_size=37, hidden_size=16,
                     intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
                     rope_theta=100.0, num_hidden_layers=3, ext_flow_gate=True),
-     9, "F32", 1013),
+     9, "F32", 1023),
     ("ext_attention_loss",
      project_config("diffllama", "interleaved", True, True, vocab_size=37, hidden_size=16,
                     intermediate_size=24, num_attention_heads=8, num_key_value_heads=4,
                     head_dim=4, rope_theta=100.0, ext_attention_loss={"alpha": 0.5, "beta": 0.7}),
-     9, "F32", 1014),
+     9, "F32", 1024),
     ("ext_all_llama",
      project_config("llama", None, True, None, vocab_size=37, hidden_size=16,
                     intermediate_size=16, num_attention_heads=4, num_key_value_heads=2,
                     rope_theta=100.0, ext_token_enhancer={"reduction": 2},
                     ext_noise_reduction={"threshold": 0.3}, ext_flow_gate=True,
                     ext_attention_loss={"alpha": 0.3, "beta": 0.5}),
-     9, "F32", 1015),
+     9, "F32", 1025),
+    ("ext_flow_gate_v2",
+     project_config("diffllama_v2", None, True, None, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
+                    rope_theta=100.0, ext_flow_gate=True),
+     9, "F32", 1026),
 ]
 
 
