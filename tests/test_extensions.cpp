@@ -387,7 +387,7 @@ TEST(ExtensionPasses, KvCacheRefusedForTheAttentionMass) {
 }
 
 // The explicit-map path serves T <= 1024; beyond, the pass is refused naming the key and T.
-// ext_attention_loss needs the maps only for a loss: a pass without targets runs (fused kernel).
+// ext_attention_loss needs the maps only in training: an evaluation pass runs (fused kernel).
 TEST(ExtensionPasses, ExplicitMapsUpTo1024Tokens) {
   const int64_t T = 1025;
   std::vector<int32_t> ids(static_cast<size_t>(T));
@@ -403,10 +403,10 @@ TEST(ExtensionPasses, ExplicitMapsUpTo1024Tokens) {
       EXPECT_TRUE(std::isfinite(forward(*m, ids.data(), targets.data(), 1, T, acts, {}, pass)));
       continue;
     }
-    if (key == "ext_attention_loss")
-      EXPECT_NO_THROW(forward(*m, ids.data(), nullptr, 1, T, acts, {}, pass));
+    if (key == "ext_attention_loss")  // evaluation has no term: no maps, no limit
+      EXPECT_TRUE(std::isfinite(forward(*m, ids.data(), targets.data(), 1, T, acts, {}, pass)));
     try {
-      forward(*m, ids.data(), targets.data(), 1, T, acts, {}, pass);
+      forward(*m, ids.data(), targets.data(), 1, T, acts);  // a training pass
       ADD_FAILURE() << "T = 1025 accepted for " << key;
     } catch (const Error& e) {
       const std::string what = e.what();
@@ -417,9 +417,9 @@ TEST(ExtensionPasses, ExplicitMapsUpTo1024Tokens) {
   }
 }
 
-// The loss of ext_attention_loss is cross-entropy + alpha * sum_l R_l (the same model without
-// the key has the same tensors); with the fused kernel asked for, the layers still run the
-// explicit maps and give the same loss. Without targets there is no term (and no maps).
+// The training loss of ext_attention_loss is cross-entropy + alpha * sum_l R_l (the same model
+// without the key has the same tensors); with the fused kernel asked for, the layers still run
+// the explicit maps and give the same loss. Evaluation and inference have no term (no maps).
 TEST(ExtensionPasses, AttentionLossAddsTheRegulariser) {
   const auto m = tiny_model("diffllama", kEachExtension[3]);
   Model plain(parse_config(tiny_json("diffllama", ""), "t", LayoutDefaults::kOfficial));
@@ -437,12 +437,15 @@ TEST(ExtensionPasses, AttentionLossAddsTheRegulariser) {
     EXPECT_TRUE(acts.explicit_maps && acts.attention_loss);
     EXPECT_GT(std::abs(acts.attention_reg), 0.1);
     EXPECT_NEAR(loss, ce + 0.5 * acts.attention_reg, 1e-5);
-    PassOptions no_loss;
-    no_loss.keep = Keep::kNothing;
+    // evaluation (a pass that keeps nothing) and inference: cross-entropy only, no maps
+    PassOptions eval;
+    eval.keep = Keep::kNothing;
+    Activations e;
+    EXPECT_NEAR(forward(*m, ids.data(), targets.data(), 1, 7, e, opts, eval), ce, 1e-5);
+    EXPECT_FALSE(e.attention_loss || e.explicit_maps);
     Activations inference;
-    forward(*m, ids.data(), nullptr, 1, 7, inference, opts, no_loss);
-    EXPECT_FALSE(inference.attention_loss);
-    EXPECT_FALSE(inference.explicit_maps);
+    forward(*m, ids.data(), nullptr, 1, 7, inference, opts, eval);
+    EXPECT_FALSE(inference.attention_loss || inference.explicit_maps);
   }
 }
 

@@ -101,7 +101,10 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   lp.continues = pos.continues;
   lp.observer = pass.observer;
   lp.qkv = A.qkv.data();
-  ext_setup_pass(c, T, targets != nullptr, pass.cache != nullptr, lp);
+  // ext_attention_loss is a training objective: its term only in passes kept for backward
+  // (training, inspect --grads); evaluation reports the cross-entropy.
+  ext_setup_pass(c, T, targets != nullptr && pass.keep == Keep::kForBackward,
+                 pass.cache != nullptr, lp);
   A.explicit_maps = lp.explicit_maps;
   A.attention_loss = lp.attention_loss_weight > 0;
   A.attention_reg = 0.0;

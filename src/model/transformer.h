@@ -116,6 +116,7 @@ struct Activations {
   Keep keep = Keep::kForBackward;
   int64_t counted = 0;  // targets that count in the loss
   double loss = 0.0;    // cross-entropy, plus alpha * attention_reg with ext_attention_loss
+                        // in a pass kept for backward (the training objective)
   bool explicit_maps = false;  // an extension made the layers keep the T x T maps
   bool attention_loss = false;  // the loss holds ext_attention_loss's term
   double attention_reg = 0.0;   // sum over layers of R_l (model/extensions.h)
