@@ -61,7 +61,10 @@ INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,
                                            "diff_no_groupnorm", "diff_lambda_init_const",
                                            "llama_groupnorm", "diffv2_rope_gptj",
                                            "diffv2_gqa_rope_half",
-                                           "diffv2_gqa_rope_gptj_tied"));
+                                           "diffv2_gqa_rope_gptj_tied", "ext_token_enhancer",
+                                           "ext_noise_reduction", "ext_flow_gate",
+                                           "ext_attention_loss", "ext_all_llama",
+                                           "ext_flow_gate_v2"));
 
 }  // namespace
 }  // namespace difftx

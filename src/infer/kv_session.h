@@ -4,6 +4,12 @@
 // activations, computes only its last logits and fills the KV cache; then every active
 // sequence advances one token per step in a single batched pass over the weights (the matrix
 // products see one row per sequence), attending to its own cache.
+//
+// A model with an extension that reads the attention mass a token receives (ext_token_enhancer,
+// ext_noise_reduction; docs/variants.md) cannot be cached: that mass, and so every later
+// layer's keys and values of the token, change with each new query. Such a session keeps each
+// sequence's tokens instead and computes every step by a full pass over the sequence (the mass
+// from all queries seen so far), with the same interface.
 #include <cstdint>
 #include <vector>
 
@@ -38,6 +44,11 @@ class KvSession {
   RunOptions opts_;
   KvCache cache_;
   Activations acts_;  // scratch of one layer, reused by every pass
+  // Recomputing sessions (see above): the tokens of each sequence, the logits of a decode step.
+  bool recompute_ = false;
+  std::vector<std::vector<int32_t>> history_;
+  std::vector<float> decoded_;
+  void recompute_last(int64_t b);  // logits of sequence b's last token into acts_.logits
 };
 
 }  // namespace difftx

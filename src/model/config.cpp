@@ -184,6 +184,11 @@ Config parse_config(const std::string& json_text, const std::string& where,
   }
   if (c.q_width() > kMaxDim || c.kv_width() > kMaxDim)
     r.fail("head_dim", "makes the attention projections too large");
+  c.ext = parse_extensions(j, where, c.hidden_size);
+  // The maps the extensions read are V1's and llama's (kernels/ext_ops.h); V2's effective map
+  // has a lambda per token, which they do not implement yet.
+  if (c.is_diff_v2() && c.ext.map_key(true))
+    r.fail(c.ext.map_key(true), "is not supported for diffllama_v2 (only ext_flow_gate is)");
   return c;
 }
 
@@ -212,6 +217,7 @@ std::string config_to_json(const Config& c) {
   j["diff_groupnorm"] = c.diff_groupnorm;
   j["diff_lambda_init"] = c.diff_lambda_init ? json(*c.diff_lambda_init) : json(nullptr);
   j["attention_groupnorm"] = c.attention_groupnorm;
+  write_extensions(c.ext, j);
   j["hidden_act"] = "silu";
   j["attention_bias"] = false;
   return j.dump(2) + "\n";

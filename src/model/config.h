@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "model/ext_config.h"
+
 namespace difftx {
 
 // diffllama: differential V1 (SPEC section 1); diffllama_v2: V2 (section 1b); llama: standard.
@@ -33,6 +35,7 @@ struct Config {
                                            // the (1 - lambda_init) scale stays
   std::optional<double> diff_lambda_init;  // one lambda_init for every layer; none: the schedule
   bool attention_groupnorm = false;        // llama: per-head RMSNorm over d ("+ GroupNorm")
+  ExtensionConfig ext;                     // the design deck's extensions (model/ext_config.h)
 
   bool is_diff() const { return model_type == ModelType::kDiffLlama; }  // V1
   bool is_diff_v2() const { return model_type == ModelType::kDiffLlamaV2; }

@@ -8,6 +8,7 @@
 #include "kernels/pair_combine.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
+#include "model/extensions.h"
 
 namespace difftx {
 namespace {
@@ -38,7 +39,7 @@ void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
   if (p.cache && p.continues) {
     cached_attention_forward(g, p.cache->geom, a.Q.data(), p.cache->K[l].data(),
                              p.cache->V[l].data(), p.rows, p.pos0, a.lambda, a.attn_pre.data());
-  } else if (p.run.attention == AttentionKernel::kFlash) {
+  } else if (p.run.attention == AttentionKernel::kFlash && !p.explicit_maps) {
     flash_attention_forward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda, a.attn_pre.data(),
                             a.flash_saved);
   } else {
@@ -46,7 +47,8 @@ void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
                                 a.attn_pre.data(), a.attn_saved);
   }
   if (p.observer) {
-    const bool maps = p.run.attention == AttentionKernel::kReference && !(p.cache && p.continues);
+    const bool maps = (p.run.attention == AttentionKernel::kReference || p.explicit_maps) &&
+                      !(p.cache && p.continues);
     p.observer->on_attention(
         l, AttentionView{g, a.Q.data(), a.K.data(), a.lambda,
                          maps ? a.attn_saved.probs.data() : nullptr,
@@ -80,7 +82,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
   const auto [model, c, L, g, M, C, F, Wqkv, Wkernel, Wattn, prec] = shape_of(p, l);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
-  if (p.keep == Keep::kForBackward) a.x_in.assign(x, x + M * C);
+  if (p.keep == Keep::kForBackward || c.ext.flow_gate) a.x_in.assign(x, x + M * C);
   resize(a.inv_rms1, M);
   resize(a.xn1, M * C);
   rmsnorm_forward(x, model.at(L.input_norm), 1.f, eps, a.xn1.data(), a.inv_rms1.data(), M, C);
@@ -122,6 +124,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
   }
   resize(a.h, M * C);
   linear_forward(o_in, model.at(L.o_proj), a.h.data(), M, C, Wattn, prec);
+  ext_attention_output_forward(p, l, a, a.h.data());
   for (int64_t i = 0; i < M * C; ++i) a.h[i] += x[i];
   resize(a.inv_rms2, M);
   resize(a.xn2, M * C);
@@ -133,6 +136,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
   swiglu_forward(a.gate_up.data(), a.act.data(), M, F);
   linear_forward(a.act.data(), model.at(L.down), x, M, C, F, prec);
   for (int64_t i = 0; i < M * C; ++i) x[i] += a.h[i];
+  ext_block_output_forward(p, l, a, x);
   if (p.observer) p.observer->on_layer_output(l, x, M, C);
 }
 
@@ -148,6 +152,7 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
   resize(s.dK, g.k_size());
   resize(s.dV, g.k_size());
   resize(s.dqkv, M * Wqkv);
+  ext_block_output_backward(p, l, a, dx, s.ext, G);
   // out = h + down(swiglu(gate_up(norm2(h))))
   s.dh = dx;
   linear_backward(dx.data(), a.act.data(), model.at(L.down), s.dact.data(), G + L.down, M, C, F,
@@ -160,7 +165,8 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
   // h = x_in + o_proj(attention(norm1(x_in)))
   dx = s.dh;
   const bool o_read_attn_out = c.head_norm() || !c.is_llama();
-  linear_backward(s.dh.data(), o_read_attn_out ? a.attn_out.data() : a.attn_pre.data(),
+  const float* dy = ext_attention_output_backward(p, l, a, s.dh.data(), s.ext, G);
+  linear_backward(dy, o_read_attn_out ? a.attn_out.data() : a.attn_pre.data(),
                   model.at(L.o_proj), s.dattn_out.data(), G + L.o_proj, M, C, Wattn, false, prec);
   const float* dattn_pre = s.dattn_out.data();
   const float scale = static_cast<float>(c.head_scale(l));
@@ -182,14 +188,15 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                           s.dpre.data(), s.dz.data(), M, c.num_attention_heads, c.head_dim);
     dattn_pre = s.dpre.data();
   }
-  const float dlambda =
-      p.run.attention == AttentionKernel::kFlash
+  float dlambda =
+      p.run.attention == AttentionKernel::kFlash && !p.explicit_maps
           ? flash_attention_backward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
                                      a.flash_saved, dattn_pre, s.dQ.data(), s.dK.data(),
                                      s.dV.data())
           : attention_backward_reference(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
                                          a.attn_saved, dattn_pre, s.dQ.data(), s.dK.data(),
                                          s.dV.data());
+  dlambda += ext_maps_backward(p, a, s.ext, s.dQ.data(), s.dK.data());
   if (c.is_diff())
     lambda_backward(dlambda, model.at(L.lambda_q1), model.at(L.lambda_k1), model.at(L.lambda_q2),
                     model.at(L.lambda_k2), c.head_dim, G + L.lambda_q1, G + L.lambda_k1,
@@ -202,6 +209,7 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
                     G + L.lambda_proj, M, c.num_attention_heads, C, true, prec);
   rmsnorm_backward(s.dxn.data(), a.x_in.data(), model.at(L.input_norm), 1.f, a.inv_rms1.data(),
                    dx.data(), G + L.input_norm, M, C);
+  ext_input_backward(p, s.ext, dx);
 }
 
 }  // namespace difftx

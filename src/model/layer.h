@@ -29,6 +29,10 @@ struct LayerPass {
   bool continues = false;         // some row starts past position 0: read the cache
   LayerObserver* observer = nullptr;
   float* qkv = nullptr;  // [B*T, q + 2 kv] scratch
+  // Extensions (model/extensions.h): the reference kernel keeps the maps they read, and
+  // d(loss)/d(R_l) of ext_attention_loss (0: the term is not computed).
+  bool explicit_maps = false;
+  double attention_loss_weight = 0.0;
 };
 
 // x [B*T, hidden]: the residual stream, entering layer l on input and leaving it on output.
@@ -37,6 +41,7 @@ void layer_forward(const LayerPass& p, int64_t l, float* x, LayerActivations& a)
 // Scratch for layer_backward, reused across layers.
 struct LayerGradScratch {
   std::vector<float> dh, dxn, dact, dgu, dattn_out, dpre, dz, dQ, dK, dV, dqkv;
+  ExtGradScratch ext;
 };
 
 // dx: on input d(loss)/d(layer output), on output d(loss)/d(layer input). Adds parameter

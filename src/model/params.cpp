@@ -44,11 +44,14 @@ uint128 layout_bytes(const Config& c) {
   const uint128 lambda_proj = c.is_diff_v2() ? static_cast<uint128>(c.num_attention_heads) * C : 0;
   constexpr uint128 kAlign = 16, kEntryBytes = 192;  // gap per tensor (floats); bytes per entry
   const uint128 lambdas = (c.is_diff() ? 4 * d : 0) + (c.head_norm_weight() ? 2 * d : 0);
-  const uint128 per_layer =
-      2 * C + (q + 2 * kv) * C + C * o + lambdas + lambda_proj + 3 * C * F + 10 * kAlign;
+  const ExtensionConfig& e = c.ext;  // the extensions' tensors (at most 7 more per layer)
+  const uint128 ext = (e.enhancer_reduction ? 2 * C * (C / static_cast<uint128>(*e.enhancer_reduction)) : 0) +
+                      (e.noise_threshold ? C + 4 * C * C : 0) + (e.flow_gate ? 2 * C * C + C : 0);
+  const uint128 per_layer = 2 * C + (q + 2 * kv) * C + C * o + lambdas + lambda_proj + 3 * C * F +
+                            ext + 17 * kAlign;
   const uint128 floats = V * C * (c.tie_word_embeddings ? 1 : 2) + C + 3 * kAlign +
                          static_cast<uint128>(c.num_hidden_layers) * per_layer;
-  const uint128 entries = 3 + static_cast<uint128>(c.num_hidden_layers) * 12;
+  const uint128 entries = 3 + static_cast<uint128>(c.num_hidden_layers) * 19;
   return floats * sizeof(float) + entries * kEntryBytes;
 }
 }  // namespace
@@ -117,6 +120,21 @@ ParamLayout make_layout(const Config& c) {
     L.gate_up = b.add(p + "mlp.gate_proj.weight", {c.intermediate_size, C}, ParamKind::kMatrix);
     b.add(p + "mlp.up_proj.weight", {c.intermediate_size, C}, ParamKind::kMatrix, true);
     L.down = b.add(p + "mlp.down_proj.weight", {C, c.intermediate_size}, ParamKind::kMatrix);
+    const ExtensionConfig& e = c.ext;  // docs/variants.md, "Extensions of the design deck"
+    if (e.enhancer_reduction) {
+      const int64_t Cr = C / *e.enhancer_reduction;
+      L.ext.enhancer_down = b.add(p + "ext.enhancer.down.weight", {Cr, C}, ParamKind::kMatrix);
+      L.ext.enhancer_up = b.add(p + "ext.enhancer.up.weight", {C, Cr}, ParamKind::kMatrix);
+    }
+    if (e.noise_threshold) {
+      L.ext.noise_norm = b.add(p + "ext.noise.norm.weight", {C}, ParamKind::kNorm);
+      L.ext.noise_up = b.add(p + "ext.noise.up.weight", {2 * C, C}, ParamKind::kMatrix);
+      L.ext.noise_down = b.add(p + "ext.noise.down.weight", {C, 2 * C}, ParamKind::kMatrix);
+    }
+    if (e.flow_gate) {
+      L.ext.flow_weight = b.add(p + "ext.flow_gate.weight", {C, 2 * C}, ParamKind::kMatrix);
+      L.ext.flow_bias = b.add(p + "ext.flow_gate.bias", {C}, ParamKind::kBias);
+    }
     b.layout.layers.push_back(L);
   }
   b.layout.final_norm = b.add("model.norm.weight", {C}, ParamKind::kNorm);
@@ -159,6 +177,9 @@ void init_parameters(Model& m, uint64_t seed) {
         break;
       case ParamKind::kNorm:
         for (size_t i = 0; i < t.numel; ++i) p[i] = 1.0f;
+        break;
+      case ParamKind::kBias:
+        for (size_t i = 0; i < t.numel; ++i) p[i] = 0.0f;
         break;
       case ParamKind::kLambda:
         for (size_t i = 0; i < t.numel; ++i)

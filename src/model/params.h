@@ -12,7 +12,7 @@
 
 namespace difftx {
 
-enum class ParamKind { kMatrix, kEmbedding, kNorm, kLambda };
+enum class ParamKind { kMatrix, kEmbedding, kNorm, kLambda, kBias };  // kBias: zeros at init
 
 struct TensorSpec {
   std::string name;
@@ -24,10 +24,18 @@ struct TensorSpec {
 
 constexpr size_t kNone = static_cast<size_t>(-1);
 
+// The extensions' tensors of one layer (model/extensions.h), kNone when off.
+struct ExtOffsets {
+  size_t enhancer_down = kNone, enhancer_up = kNone;                     // ext_token_enhancer
+  size_t noise_norm = kNone, noise_up = kNone, noise_down = kNone;       // ext_noise_reduction
+  size_t flow_weight = kNone, flow_bias = kNone;                         // ext_flow_gate
+};
+
 struct LayerOffsets {
   size_t input_norm, qkv, o_proj, lambda_q1, lambda_k1, lambda_q2, lambda_k2, groupnorm,
       lambda_proj,  // V2's per-token lambda projection [n, hidden]
       post_norm, gate_up, down;  // groupnorm and the lambdas are kNone when absent
+  ExtOffsets ext;
 };
 
 struct ParamLayout {
@@ -62,9 +70,9 @@ struct Model {
   const float* at(size_t offset) const { return params.data() + offset; }
 };
 
-// normal(0, 0.02) matrices and embeddings, unit norm weights, normal(0, lambda_std_dev) lambdas.
-// Each tensor is drawn from its own stream (seed, tensor name): models of different variants
-// with the same seed share the values of every tensor they have in common.
+// normal(0, 0.02) matrices and embeddings, unit norm weights, normal(0, lambda_std_dev) lambdas,
+// zero biases. Each tensor is drawn from its own stream (seed, tensor name): models of different
+// variants with the same seed share the values of every tensor they have in common.
 void init_parameters(Model& m, uint64_t seed);
 
 }  // namespace difftx

@@ -8,6 +8,7 @@
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
+#include "model/extensions.h"
 #include "model/geometry.h"
 #include "model/layer.h"
 
@@ -100,11 +101,21 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   lp.continues = pos.continues;
   lp.observer = pass.observer;
   lp.qkv = A.qkv.data();
+  // ext_attention_loss is a training objective: its term only in passes kept for backward
+  // (training, inspect --grads); evaluation reports the cross-entropy.
+  ext_setup_pass(c, T, targets != nullptr && pass.keep == Keep::kForBackward,
+                 pass.cache != nullptr, lp);
+  A.explicit_maps = lp.explicit_maps;
+  A.attention_loss = lp.attention_loss_weight > 0;
+  A.attention_reg = 0.0;
 
   std::vector<float> x(static_cast<size_t>(M * C));
   embedding_forward(model.at(P.embed), tokens, x.data(), M, C);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-    layer_forward(lp, l, x.data(), A.layers[pass.keep == Keep::kForBackward ? l : 0]);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    LayerActivations& la = A.layers[pass.keep == Keep::kForBackward ? l : 0];
+    layer_forward(lp, l, x.data(), la);
+    A.attention_reg += la.ext.reg;
+  }
   if (pass.cache)
     for (int64_t b = 0; b < B; ++b) pass.cache->len[static_cast<size_t>(pos.rows[b])] += T;
 
@@ -130,6 +141,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   resize(A.logits, R * V);
   linear_forward(A.xn_f.data(), model.at(P.lm_head), A.logits.data(), R, V, C, opts.precision);
   if (targets) A.loss = cross_entropy_forward(A.logits.data(), A.targets.data(), M, V, &A.counted);
+  if (A.attention_loss) A.loss += lp.attention_loss_weight * A.attention_reg;
   return A.loss;
 }
 
@@ -143,6 +155,8 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
   const int64_t M = A.B * A.T, C = c.hidden_size, V = c.vocab_size;
   LayerPass lp{model, head_geometry(c, A.B, A.T), HeadMapping{c.diff_split_layout}, A.rope,
                A.opts};
+  lp.explicit_maps = A.explicit_maps;
+  lp.attention_loss_weight = A.attention_loss ? c.ext.attention_loss->alpha * dloss : 0.0;
 
   // Head: loss -> logits -> final norm.
   std::vector<float> dlogits(static_cast<size_t>(M * V));

@@ -15,6 +15,7 @@
 #include "kernels/flash_attention.h"
 #include "kernels/matmul.h"
 #include "kernels/rope.h"
+#include "model/ext_state.h"
 #include "model/kv_cache.h"
 #include "model/params.h"
 
@@ -100,6 +101,7 @@ struct LayerActivations {
   std::vector<float> gate_up;    // [M, 2F]
   std::vector<float> act;        // [M, F]
   float lambda = 0.f;            // differential only
+  ExtActivations ext;            // the extensions' (model/extensions.h)
 };
 
 struct Activations {
@@ -113,7 +115,11 @@ struct Activations {
   RunOptions opts;  // as given to forward(); backward() uses the same
   Keep keep = Keep::kForBackward;
   int64_t counted = 0;  // targets that count in the loss
-  double loss = 0.0;
+  double loss = 0.0;    // cross-entropy, plus alpha * attention_reg with ext_attention_loss
+                        // in a pass kept for backward (the training objective)
+  bool explicit_maps = false;  // an extension made the layers keep the T x T maps
+  bool attention_loss = false;  // the loss holds ext_attention_loss's term
+  double attention_reg = 0.0;   // sum over layers of R_l (model/extensions.h)
 };
 
 // Checks token ids and length against the config (throws Error), runs the model and returns

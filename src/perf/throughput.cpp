@@ -11,6 +11,7 @@
 #include "core/memory_limit.h"
 #include "core/rng.h"
 #include "infer/kv_session.h"
+#include "model/extensions.h"
 #include "model/params.h"
 #include "model/transformer.h"
 #include "train/adamw.h"
@@ -107,6 +108,7 @@ uint128 training_bytes_lower_bound(const Config& c, int64_t M) {
 void validate(const ThroughputOptions& o, const Config& c) {
   check_field(o.seq >= 1 && o.seq <= c.max_position_embeddings, "seq", " must be in [1, ",
               c.max_position_embeddings, "] (max_position_embeddings), got ", o.seq);
+  ext_check_seq(c, o.seq);
   check_field(o.batch >= 1 && o.batch <= 4096, "batch", " must be in [1, 4096], got ", o.batch);
   check_field(o.steps >= 1 && o.steps <= 100000, "steps", " must be in [1, 100000], got ", o.steps);
   const int64_t prompt = decode_prompt_tokens(o.seq);
@@ -159,7 +161,8 @@ ThroughputReport measure_throughput(const Config& c, const ThroughputOptions& o)
     PassOptions pass;
     pass.keep = Keep::kNothing;
     pass.logits = LogitRows::kLast;
-    pass.cache = &cache;
+    // Extensions that read the attention mass cannot be cached (infer/kv_session.h).
+    pass.cache = c.ext.needs_mass() ? nullptr : &cache;
     std::vector<double> times;
     for (int64_t s = 0; s <= o.steps; ++s) {
       std::fill(cache.len.begin(), cache.len.end(), 0);

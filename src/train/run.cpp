@@ -8,6 +8,7 @@
 #include "core/files.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "model/extensions.h"
 #include "model/presets.h"
 #include "train/train_state.h"
 
@@ -40,6 +41,7 @@ void check_vocabulary(const Config& c, const Tokenizer& tok) {
 void check_seq_fits(const RunSettings& s, const Config& c) {
   check_field(s.train.seq <= c.max_position_embeddings, "seq", " (", s.train.seq,
               ") exceeds the model's max_position_embeddings (", c.max_position_embeddings, ")");
+  ext_check_seq(c, s.train.seq);
 }
 }  // namespace
 

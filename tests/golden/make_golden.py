@@ -121,6 +121,9 @@ def load_config(path):
     cfg.setdefault("diff_groupnorm", True)        # ablation keys (SPEC section 2)
     cfg.setdefault("diff_lambda_init", None)
     cfg.setdefault("attention_groupnorm", False)
+    for key in ("ext_token_enhancer", "ext_noise_reduction", "ext_attention_loss"):
+        cfg.setdefault(key, None)                 # the design deck's extensions (off)
+    cfg.setdefault("ext_flow_gate", False)
     return cfg
 
 # ----------------------------------------------------------------------------------------------
@@ -167,8 +170,9 @@ def lambda_init_fn(layer, cfg=None):
     return 0.8 - 0.6 * math.exp(-0.3 * layer)
 
 
-def diff_attention(x, p, pre, cfg, layer, check=None):
-    """Differential attention (SPEC 1).  x [T, hidden] is the normed input."""
+def diff_attention(x, p, pre, cfg, layer, check=None, maps=None):
+    """Differential attention (SPEC 1).  x [T, hidden] is the normed input.  maps (a list)
+    receives each head's effective map a1 - lambda a2."""
     T = x.shape[0]
     n, kv, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
     assert n % 2 == 0 and kv % 2 == 0
@@ -203,13 +207,16 @@ def diff_attention(x, p, pre, cfg, layer, check=None):
             raise ValueError(cfg["diff_head_layout"])
         a1 = causal_softmax(q1, k1, check)
         a2 = causal_softmax(q2, k2, check)
+        if maps is not None:
+            maps.append(a1 - lam * a2)
         o = (a1 - lam * a2) @ V                                         # [T, 2d]
         outs.append(head_norm(o) * (1.0 - lam_init))
     return torch.cat(outs, dim=-1) @ p[pre + "o_proj.weight"].t()
 
 
-def std_attention(x, p, pre, cfg, check=None):
-    """Plain causal softmax attention, n heads of width d, GQA: head i uses kv head i // (n/kv)."""
+def std_attention(x, p, pre, cfg, check=None, maps=None):
+    """Plain causal softmax attention, n heads of width d, GQA: head i uses kv head i // (n/kv).
+    maps (a list) receives each head's softmax map."""
     T = x.shape[0]
     n, kv, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
     assert n % kv == 0
@@ -221,7 +228,10 @@ def std_attention(x, p, pre, cfg, check=None):
     outs = []
     for i in range(n):
         j = i // (n // kv)
-        o = causal_softmax(q[:, i], k[:, j], check) @ v[:, j]           # [T, d]
+        a = causal_softmax(q[:, i], k[:, j], check)
+        if maps is not None:
+            maps.append(a)
+        o = a @ v[:, j]                                                 # [T, d]
         if cfg["attention_groupnorm"]:                                  # "Transformer + GroupNorm"
             o = rmsnorm(o, p[pre + "groupnorm.weight"], cfg["rms_norm_eps"])
         outs.append(o)
@@ -252,23 +262,89 @@ def swiglu_mlp(x, p, pre):
     return (torch.nn.functional.silu(gate) * up) @ p[pre + "down_proj.weight"].t()
 
 
-def forward(p, cfg, tokens, check=None):
-    """-> logits [T, vocab]."""
+def forward(p, cfg, tokens, check=None, reg=None):
+    """-> logits [T, vocab].  reg (a list) receives ext_attention_loss's alpha * R_l per layer."""
     eps = cfg["rms_norm_eps"]
     x = p["model.embed_tokens.weight"][tokens]
     for l in range(cfg["num_hidden_layers"]):
         pre = "model.layers.%d." % l
         xn = rmsnorm(x, p[pre + "input_layernorm.weight"], eps)
+        maps = []
         if cfg["model_type"] == "diffllama":
-            x = x + diff_attention(xn, p, pre + "self_attn.", cfg, l, check)
+            y = diff_attention(xn, p, pre + "self_attn.", cfg, l, check, maps)
         elif cfg["model_type"] == "diffllama_v2":
-            x = x + diff_v2_attention(xn, p, pre + "self_attn.", cfg, check)
+            y = diff_v2_attention(xn, p, pre + "self_attn.", cfg, check)
         else:
-            x = x + std_attention(xn, p, pre + "self_attn.", cfg, check)
+            y = std_attention(xn, p, pre + "self_attn.", cfg, check, maps)
+        x_prev = x
+        x = x + ext_token_enhancer(y, maps, p, pre, cfg)
         x = x + swiglu_mlp(rmsnorm(x, p[pre + "post_attention_layernorm.weight"], eps), p, pre + "mlp.")
+        x = ext_noise_reduction(x, maps, p, pre, cfg)
+        x = ext_flow_gate(x, x_prev, p, pre, cfg)
+        if reg is not None:
+            reg.append(ext_attention_reg(maps, cfg))
     x = rmsnorm(x, p["model.norm.weight"], eps)
     w_lm = p["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else p["lm_head.weight"]
     return x @ w_lm.t()
+
+
+# ----------------------------------------------------------------------------------------------
+# the design deck's extensions (difftx docs/variants.md); each is the identity when off
+# ----------------------------------------------------------------------------------------------
+
+NOISE_MASKS = []   # every noise-reduction mask computed, for the case's self-check
+
+
+def ext_mass(maps):
+    """Attention mass each token t receives: column sums of the effective maps E [T, T] over
+    the T - t queries that see t, averaged over heads -> [T]."""
+    E = torch.stack(maps)
+    T = E.shape[-1]
+    return (E.sum(1) / torch.arange(T, 0, -1, dtype=torch.float64)).mean(0)
+
+
+def ext_token_enhancer(y, maps, p, pre, cfg):
+    """y * sigmoid(W_up gelu(W_down y)) * (1 + mass), on the attention sublayer's output."""
+    if not cfg["ext_token_enhancer"]:
+        return y
+    gelu = torch.nn.functional.gelu
+    gate = torch.sigmoid(gelu(y @ p[pre + "ext.enhancer.down.weight"].t())
+                         @ p[pre + "ext.enhancer.up.weight"].t())
+    return y * gate * (1.0 + ext_mass(maps))[:, None]
+
+
+def ext_noise_reduction(x, maps, p, pre, cfg):
+    """x + [mass > threshold] * W_down gelu(W_up rmsnorm(x)), the mask without gradient."""
+    e = cfg["ext_noise_reduction"]
+    if not e:
+        return x
+    mass = ext_mass(maps).detach()
+    # the engine computes in float32: no mass may sit at the threshold
+    assert (mass - e["threshold"]).abs().min() > 1e-3, (mass, e["threshold"])
+    mask = (mass > e["threshold"]).to(torch.float64)
+    NOISE_MASKS.append(mask)
+    xn = rmsnorm(x, p[pre + "ext.noise.norm.weight"], cfg["rms_norm_eps"])
+    branch = torch.nn.functional.gelu(xn @ p[pre + "ext.noise.up.weight"].t()) @ p[pre + "ext.noise.down.weight"].t()
+    return x + mask[:, None] * branch
+
+
+def ext_flow_gate(x, x_prev, p, pre, cfg):
+    """g * x + (1 - g) * x_prev, g = sigmoid(W [x; x_prev] + b): the layer's output and input."""
+    if not cfg["ext_flow_gate"]:
+        return x
+    g = torch.sigmoid(torch.cat([x, x_prev], dim=-1) @ p[pre + "ext.flow_gate.weight"].t()
+                      + p[pre + "ext.flow_gate.bias"])
+    return g * x + (1.0 - g) * x_prev
+
+
+def ext_attention_reg(maps, cfg):
+    """alpha * mean over heads of (|E|_1 / T - beta |E|_F / sqrt(T)) for one layer."""
+    e = cfg["ext_attention_loss"]
+    if not e:
+        return torch.zeros(())
+    T = maps[0].shape[0]
+    per_head = [E.abs().sum() / T - e["beta"] * torch.sqrt((E * E).sum() / T) for E in maps]
+    return e["alpha"] * torch.stack(per_head).mean()
 
 
 def lm_loss(logits, tokens):
@@ -306,6 +382,17 @@ def param_shapes(cfg):
         s[pre + "mlp.gate_proj.weight"] = (I, D)
         s[pre + "mlp.up_proj.weight"] = (I, D)
         s[pre + "mlp.down_proj.weight"] = (D, I)
+        if cfg["ext_token_enhancer"]:
+            r = D // cfg["ext_token_enhancer"]["reduction"]
+            s[pre + "ext.enhancer.down.weight"] = (r, D)
+            s[pre + "ext.enhancer.up.weight"] = (D, r)
+        if cfg["ext_noise_reduction"]:
+            s[pre + "ext.noise.norm.weight"] = (D,)
+            s[pre + "ext.noise.up.weight"] = (2 * D, D)
+            s[pre + "ext.noise.down.weight"] = (D, 2 * D)
+        if cfg["ext_flow_gate"]:
+            s[pre + "ext.flow_gate.weight"] = (D, 2 * D)
+            s[pre + "ext.flow_gate.bias"] = (D,)
     s["model.norm.weight"] = (D,)
     if not cfg["tie_word_embeddings"]:
         s["lm_head.weight"] = (V, D)
@@ -332,8 +419,9 @@ def to_torch(params_np):
 def loss_and_grads(params_np, cfg, tokens_list, check=None):
     p = to_torch(params_np)
     tokens = torch.tensor(tokens_list, dtype=torch.long)
-    logits = forward(p, cfg, tokens, check)
-    loss = lm_loss(logits, tokens)
+    reg = []
+    logits = forward(p, cfg, tokens, check, reg)
+    loss = lm_loss(logits, tokens) + sum(reg)
     names = list(p.keys())
     grads = torch.autograd.grad(loss, [p[k] for k in names])
     return logits.detach(), loss.detach(), {k: g for k, g in zip(names, grads)}
@@ -343,7 +431,9 @@ def loss_only(params_np, cfg, tokens_list):
     p = {k: torch.tensor(v) for k, v in params_np.items()}
     tokens = torch.tensor(tokens_list, dtype=torch.long)
     with torch.no_grad():
-        return lm_loss(forward(p, cfg, tokens), tokens).item()
+        reg = []
+        logits = forward(p, cfg, tokens, reg=reg)
+        return (lm_loss(logits, tokens) + sum(reg)).item()
 
 # ----------------------------------------------------------------------------------------------
 # self-checks
@@ -365,7 +455,7 @@ def check_finite_difference(params_np, cfg, tokens, grads, rng, n_entries=12):
     picks = []
     # always include lambdas and (when present) groupnorm, then random others
     for nm in names:
-        if nm.endswith("lambda_q1") or nm.endswith("lambda_k2") or "groupnorm" in nm:
+        if nm.endswith("lambda_q1") or nm.endswith("lambda_k2") or "groupnorm" in nm or ".ext." in nm:
             picks.append(nm)
     picks += [names[i] for i in rng.choice(len(names), size=n_entries, replace=True)]
     h = 1e-6
@@ -593,6 +683,39 @@ CASES = [
                     intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
                     rope_theta=100.0, attention_groupnorm=True),
      9, "F32", 1010),
+    # the design deck's extensions (docs/variants.md)
+    ("ext_token_enhancer",
+     project_config("diffllama", "interleaved", True, True, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=8, num_key_value_heads=4,
+                    head_dim=4, rope_theta=100.0, ext_token_enhancer={"reduction": 4}),
+     9, "F32", 1021),
+    ("ext_noise_reduction",
+     project_config("diffllama", "split", False, True, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=4,
+                    head_dim=4, rope_theta=100.0, ext_noise_reduction={"threshold": 0.1}),
+     9, "F32", 1022),
+    ("ext_flow_gate",
+     project_config("llama", None, False, None, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
+                    rope_theta=100.0, num_hidden_layers=3, ext_flow_gate=True),
+     9, "F32", 1023),
+    ("ext_attention_loss",
+     project_config("diffllama", "interleaved", True, True, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=8, num_key_value_heads=4,
+                    head_dim=4, rope_theta=100.0, ext_attention_loss={"alpha": 0.5, "beta": 0.7}),
+     9, "F32", 1024),
+    ("ext_all_llama",
+     project_config("llama", None, True, None, vocab_size=37, hidden_size=16,
+                    intermediate_size=16, num_attention_heads=4, num_key_value_heads=2,
+                    rope_theta=100.0, ext_token_enhancer={"reduction": 2},
+                    ext_noise_reduction={"threshold": 0.3}, ext_flow_gate=True,
+                    ext_attention_loss={"alpha": 0.3, "beta": 0.5}),
+     9, "F32", 1025),
+    ("ext_flow_gate_v2",
+     project_config("diffllama_v2", None, True, None, vocab_size=37, hidden_size=16,
+                    intermediate_size=24, num_attention_heads=4, num_key_value_heads=2,
+                    rope_theta=100.0, ext_flow_gate=True),
+     9, "F32", 1026),
 ]
 
 
@@ -616,7 +739,10 @@ def make_case(name, config, T, dtype, seed):
         f.write(",".join(str(t) for t in tokens) + "\n")
 
     probs = []
+    NOISE_MASKS.clear()
     logits, loss, grads = loss_and_grads(params, cfg, tokens, check=probs)
+    if cfg["ext_noise_reduction"]:    # the branch must be on for some tokens and off for others
+        assert any(0 < float(m.sum()) < T for m in NOISE_MASKS), NOISE_MASKS
     check_attention_rows(probs)
     check_finite_difference(params, cfg, tokens, grads, rng)
     if cfg["model_type"] == "diffllama" and cfg["diff_head_layout"] == "interleaved":
