@@ -4,9 +4,16 @@
 
 #include <cmath>
 #include <string>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "io/checkpoint.h"
+#include "io/hf_shard_index.h"
+#include "io/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
 
@@ -120,6 +127,117 @@ TEST(HfConfig, ToleratedKeysAndErrorsNamingTheKey) {
     const std::string msg = error_of(extra);
     EXPECT_NE(msg.find(key), std::string::npos) << extra << " -> " << msg;
   }
+}
+
+// ---- sharded checkpoints ---------------------------------------------------------------------
+
+namespace fs = std::filesystem;
+
+class Sharded : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("difftx_sharded_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // A tied model (no lm_head in the files) in Hugging Face form.
+    const Config c = parse_config(R"({"model_type": "diffllama", "vocab_size": 11,
+        "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "tie_word_embeddings": true})", "sharded");
+    model_ = std::make_unique<Model>(c);
+    init_parameters(*model_, 5);
+    write_file_atomic((dir_ / "config.json").string(), config_to_json(c));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Splits the tensors over `n` shards in layout order (plus an inv_freq buffer in the first),
+  // writes them and an index mapping each tensor to where `index_of` says.
+  void write_shards(int n, const std::map<std::string, std::string>& index_override = {},
+                    const std::string& duplicate = "") {
+    const auto& ts = model_->layout.tensors;
+    std::vector<std::vector<TensorToWrite>> shards(static_cast<size_t>(n));
+    ShardIndex index;
+    static const float inv_freq[1] = {1.0f};
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const size_t k = i * static_cast<size_t>(n) / ts.size();
+      shards[k].push_back({ts[i].name, ts[i].shape, model_->at(ts[i].offset)});
+      if (ts[i].name == duplicate && k + 1 < shards.size())
+        shards[k + 1].push_back({ts[i].name, ts[i].shape, model_->at(ts[i].offset)});
+    }
+    shards[0].push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {1}, inv_freq});
+    for (int k = 0; k < n; ++k) {
+      char name[64];
+      std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, n);
+      for (const auto& t : shards[static_cast<size_t>(k)]) index.weight_map[t.name] = name;
+      write_safetensors((dir_ / name).string(), shards[static_cast<size_t>(k)]);
+    }
+    for (const auto& [t, f] : index_override) index.weight_map[t] = f;
+    write_file_atomic((dir_ / "model.safetensors.index.json").string(), shard_index_json(index, 0));
+  }
+
+  std::string load_error() {
+    try {
+      load_model(dir_.string());
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Model> model_;
+};
+
+TEST_F(Sharded, LoadsEveryTensorFromItsShard) {
+  write_shards(3);
+  const auto loaded = load_model(dir_.string());
+  ASSERT_EQ(loaded->layout.total, model_->layout.total);
+  for (const auto& spec : model_->layout.tensors)
+    for (size_t i = 0; i < spec.numel; ++i)
+      ASSERT_EQ(loaded->at(spec.offset)[i], model_->at(spec.offset)[i]) << spec.name;
+  EXPECT_EQ(loaded->layout.lm_head, loaded->layout.embed);  // tied: absent from the files
+}
+
+TEST_F(Sharded, MissingShardIsAnErrorNamingIt) {
+  write_shards(2);
+  fs::remove(dir_ / "model-00002-of-00002.safetensors");
+  const std::string msg = load_error();
+  EXPECT_NE(msg.find("model-00002-of-00002.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+}
+
+TEST_F(Sharded, IndexNamingATensorAbsentFromItsShard) {
+  write_shards(2, {{"model.layers.0.mlp.nonexistent.weight", "model-00001-of-00002.safetensors"}});
+  const std::string msg = load_error();
+  EXPECT_NE(msg.find("nonexistent"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("does not hold it"), std::string::npos) << msg;
+}
+
+TEST_F(Sharded, IndexPlacingATensorInTheWrongShard) {
+  write_shards(2, {{"model.norm.weight", "model-00001-of-00002.safetensors"}});
+  const std::string msg = load_error();
+  EXPECT_NE(msg.find("model.norm.weight"), std::string::npos) << msg;
+}
+
+TEST_F(Sharded, TensorInTwoShards) {
+  write_shards(2, {}, "model.layers.0.input_layernorm.weight");
+  const std::string msg = load_error();
+  EXPECT_NE(msg.find("also in shard"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
+}
+
+TEST(ShardIndex, RejectsMalformedIndexes) {
+  const char* bad[] = {
+      "[]", "{}", R"({"weight_map": []})", R"({"weight_map": {}})",
+      R"({"weight_map": {"a": 3}})", R"({"weight_map": {"a": "../x.safetensors"}})",
+      R"({"weight_map": {"a": "/etc/passwd"}})", R"({"weight_map": {"a": ".."}})",
+      R"({"weight_map": {"a": ""}})", "{",
+  };
+  for (const char* text : bad) EXPECT_THROW(parse_shard_index(text, "idx"), Error) << text;
+  const ShardIndex ok = parse_shard_index(
+      R"({"metadata": {"total_size": 8}, "weight_map": {"b": "s2", "a": "s1", "c": "s1"}})", "idx");
+  EXPECT_EQ(ok.files(), (std::vector<std::string>{"s1", "s2"}));
+  EXPECT_EQ(parse_shard_index(shard_index_json(ok, 8), "again").weight_map, ok.weight_map);
 }
 
 }  // namespace
