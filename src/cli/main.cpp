@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_tokenizer);
   add("attention", "Attention maps, statistics, heatmaps and an interactive report for a text",
       difftx::cli::add_attention);
+  add("convert", "Rewrite a model for Hugging Face transformers, llama.cpp (GGUF) or difftx", difftx::cli::add_convert);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -55,6 +56,33 @@ float f16_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+uint16_t float_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: inf
+  if (a >= 0x38800000u) {  // normal half: rebias the exponent, round the 13 dropped bits
+    const uint32_t m = a - 0x38000000u;
+    return static_cast<uint16_t>(sign | ((m + 0xfffu + ((m >> 13) & 1u)) >> 13));
+  }
+  if (a < 0x33000000u) return sign;  // below half the smallest subnormal: zero
+  // Subnormal half: shift the (implicit-one) mantissa into place with round to nearest even.
+  const uint32_t e = a >> 23, mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126 - e;  // 14..24
+  const uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+  return static_cast<uint16_t>(sign | (q + (rem > half || (rem == half && (q & 1u)) ? 1 : 0)));
 }
 
 SafetensorsFile SafetensorsFile::read(const std::string& path) {
@@ -168,12 +196,16 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
                                            const std::map<std::string, std::string>& metadata) {
   json h = json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
+  auto numel_of = [](const TensorToWrite& t) {
+    size_t n = 1;
+    for (int64_t s : t.shape) n *= static_cast<size_t>(s);
+    return n;
+  };
   size_t offset = 0;
   for (const auto& t : tensors) {
-    size_t numel = 1;
-    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
-    h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * numel}}};
-    offset += 4 * numel;
+    const size_t bytes = dtype_size(t.dtype) * numel_of(t);
+    h[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
@@ -183,10 +215,21 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
   std::memcpy(out.data() + 8, header.data(), header.size());
   uint8_t* p = out.data() + 8 + header.size();
   for (const auto& t : tensors) {
-    size_t numel = 1;
-    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
-    if (numel) std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
-    p += 4 * numel;
+    const size_t numel = numel_of(t);
+    if (t.dtype == DType::kF32) {
+      if (numel) std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
+    } else {
+      for (size_t i = 0; i < numel; ++i) {
+        const float x = t.data[i];
+        const uint16_t b = t.dtype == DType::kBF16 ? float_to_bf16(x) : float_to_f16(x);
+        if (t.dtype == DType::kF16 && std::isfinite(x) && (b & 0x7c00u) == 0x7c00u)
+          throw Error("tensor \"" + t.name + "\" holds " + std::to_string(x) +
+                      ", beyond F16's range (65504); write it as BF16 or F32");
+        p[2 * i] = static_cast<uint8_t>(b);
+        p[2 * i + 1] = static_cast<uint8_t>(b >> 8);
+      }
+    }
+    p += dtype_size(t.dtype) * numel;
   }
   return out;
 }

@@ -2,7 +2,7 @@
 // The safetensors format: 8-byte little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the data.
 // Reading validates everything (offsets, sizes, dtypes) before any tensor is used; F32, F16
-// and BF16 are read, F32 is written.
+// and BF16 are read and written.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -47,9 +47,11 @@ struct TensorToWrite {
   std::string name;
   std::vector<int64_t> shape;
   const float* data;
+  DType dtype = DType::kF32;  // stored as: F32, or rounded to nearest even BF16 / F16
 };
 
-// The file as bytes (F32 tensors in the given order) and an atomic write of it.
+// The file as bytes (tensors in the given order, each in its dtype) and an atomic write of it.
+// A finite value beyond F16's range is an Error naming the tensor (not a silent infinity).
 std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& tensors,
                                            const std::map<std::string, std::string>& metadata);
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
@@ -57,5 +59,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 
 float bf16_to_float(uint16_t bits);
 float f16_to_float(uint16_t bits);
+uint16_t float_to_bf16(float f);  // round to nearest even; NaN stays NaN
+uint16_t float_to_f16(float f);   // round to nearest even; overflow gives infinity
 
 }  // namespace difftx
