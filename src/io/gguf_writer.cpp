@@ -213,6 +213,20 @@ GgufVocab model_vocab(const std::string& model_dir, int64_t vocab_size) {
       v.add_bos = tc["add_bos_token"].get<bool>();
     else if (v.pre == "llama-bpe")
       v.add_bos = true;  // Llama-3's post-processor adds <|begin_of_text|>
+    // "bos_token": "<s>" or {"content": "<s>", ...}: the id of that token.
+    auto id_of = [&](const char* key) -> int64_t {
+      if (!tc.is_object() || !tc.contains(key)) return -1;
+      const json& t = tc[key];
+      const std::string text = t.is_string() ? t.get<std::string>()
+                               : t.is_object() && t.contains("content") && t["content"].is_string()
+                                   ? t["content"].get<std::string>()
+                                   : std::string();
+      for (size_t i = 0; i < v.tokens.size() && !text.empty(); ++i)
+        if (v.tokens[i] == text) return static_cast<int64_t>(i);
+      return -1;
+    };
+    if (v.bos < 0) v.bos = id_of("bos_token");
+    if (v.eos < 0) v.eos = id_of("eos_token");
   }
   return v;
 }
