@@ -226,6 +226,34 @@ TEST_F(Sharded, TensorInTwoShards) {
   EXPECT_NE(msg.find("model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
 }
 
+// Loading reads each tensor from the file when it is converted (SafetensorsFile::open), so a
+// model never holds its whole file in memory; the values equal those of a whole-file read.
+TEST(SafetensorsOpen, ReadsTensorsFromTheFileLikeAWholeRead) {
+  const fs::path dir = fs::temp_directory_path() / ("difftx_st_open_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "t.safetensors").string();
+  std::vector<float> a(1000), b(7);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = std::sin(static_cast<float>(i)) * 100.0f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = -static_cast<float>(i) / 3.0f;
+  write_safetensors(path, {{"a", {10, 100}, a.data(), DType::kBF16}, {"b", {7}, b.data(), DType::kF32},
+                           {"c", {1000}, a.data(), DType::kF16}});
+  const SafetensorsFile whole = SafetensorsFile::read(path), lazy = SafetensorsFile::open(path);
+  ASSERT_EQ(lazy.tensors().size(), 3u);
+  for (const auto& t : whole.tensors()) {
+    const StTensor* u = lazy.find(t.name);
+    ASSERT_NE(u, nullptr);
+    EXPECT_EQ(u->dtype, t.dtype);
+    EXPECT_EQ(lazy.to_float(*u), whole.to_float(t)) << t.name;
+  }
+  // Shrunk after opening: an Error, not garbage or a signal.
+  fs::resize_file(path, fs::file_size(path) - 100);
+  EXPECT_THROW(lazy.to_float(*lazy.find("c")), Error);
+  EXPECT_THROW(SafetensorsFile::open(path), Error);  // now its offsets lie outside the file
+  EXPECT_THROW(SafetensorsFile::open(dir.string()), Error);
+  EXPECT_THROW(SafetensorsFile::open((dir / "absent").string()), Error);
+  fs::remove_all(dir);
+}
+
 TEST(ShardIndex, RejectsMalformedIndexes) {
   const char* bad[] = {
       "[]", "{}", R"({"weight_map": []})", R"({"weight_map": {}})",

@@ -46,7 +46,7 @@ bool load_tensor(const SafetensorsFile& file, const StTensor& t, const std::stri
 }
 
 void load_single_file(const std::string& weights_path, Model& model) {
-  const SafetensorsFile file = SafetensorsFile::read(weights_path);
+  const SafetensorsFile file = SafetensorsFile::open(weights_path);
   for (const auto& spec : model.layout.tensors)
     if (!file.find(spec.name))
       throw Error(weights_path + ": missing tensor \"" + spec.name + "\"");
@@ -65,7 +65,7 @@ void load_sharded(const std::string& dir, const std::string& index_path, Model& 
     if (!fs::exists(path, ec))
       throw Error(index_path + " names shard " + shard + ", which is missing from " + dir +
                   " (copy every shard of the checkpoint)");
-    const SafetensorsFile file = SafetensorsFile::read(path);
+    const SafetensorsFile file = SafetensorsFile::open(path);
     for (const auto& t : file.tensors()) {
       const auto seen = found.find(t.name);
       if (seen != found.end())

@@ -1,5 +1,10 @@
 #include "io/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -89,27 +94,81 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
   return parse(read_file_bytes(path), path);
 }
 
-SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& where) {
-  SafetensorsFile f;
-  f.where_ = where;
-  const size_t size = bytes.size();
+namespace {
+// The header length from the first 8 bytes, checked against the file size.
+uint64_t header_length(const uint8_t* first8, size_t size, const std::string& where) {
   if (size < 8)
     throw Error(where + ": truncated safetensors file (" + std::to_string(size) +
                 " bytes, shorter than the 8-byte header length)");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[static_cast<size_t>(i)];
+  for (int i = 7; i >= 0; --i) n = (n << 8) | first8[static_cast<size_t>(i)];
   if (n == 0) throw Error(where + ": safetensors header is empty");
   if (n > size - 8)
     throw Error(where + ": safetensors header length " + std::to_string(n) +
                 " is longer than the file (" + std::to_string(size) + " bytes); truncated file?");
+  return n;
+}
+
+// pread of exactly n bytes at offset, or an Error.
+void read_at(int fd, uint8_t* out, size_t n, uint64_t offset, const std::string& where) {
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw Error("cannot read " + where + ": " + std::strerror(errno));
+    if (got == 0) throw Error(where + ": file ended early (changed while being read?)");
+    out += got;
+    n -= static_cast<size_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+}
+}  // namespace
+
+SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& where) {
+  SafetensorsFile f;
+  f.where_ = where;
+  const uint64_t n = header_length(bytes.data(), bytes.size(), where);
+  f.parse_header(bytes.data() + 8, static_cast<size_t>(n), bytes.size());
+  f.bytes_ = std::move(bytes);
+  return f;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what it is.
+  const int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT) throw Error("file not found: " + path);
+    throw Error("cannot open " + path + ": " + std::strerror(errno));
+  }
+  SafetensorsFile f;
+  f.where_ = path;
+  f.fd_ = std::shared_ptr<int>(new int(raw), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+  struct stat st {};
+  if (::fstat(raw, &st) != 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
+  const size_t size = static_cast<size_t>(st.st_size);
+  uint8_t first8[8] = {};
+  if (size >= 8) read_at(raw, first8, 8, 0, path);
+  const uint64_t n = header_length(first8, size, path);
+  std::vector<uint8_t> header(static_cast<size_t>(n));
+  read_at(raw, header.data(), header.size(), 8, path);
+  f.parse_header(header.data(), header.size(), size);
+  return f;
+}
+
+void SafetensorsFile::parse_header(const uint8_t* json_begin, size_t n, size_t size) {
+  const std::string& where = where_;
+  SafetensorsFile& f = *this;
   json h;
   try {
-    h = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    h = json::parse(json_begin, json_begin + n);
   } catch (const json::exception& e) {
     throw Error(where + ": safetensors header is not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!h.is_object()) throw Error(where + ": safetensors header is not a JSON object");
-  f.data_start_ = 8 + static_cast<size_t>(n);
+  f.data_start_ = 8 + n;
   const size_t data_size = size - f.data_start_;
   for (auto it = h.begin(); it != h.end(); ++it) {
     const std::string& name = it.key();
@@ -159,8 +218,6 @@ SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::st
     t.end = static_cast<size_t>(e);
     f.tensors_.push_back(std::move(t));
   }
-  f.bytes_ = std::move(bytes);
-  return f;
 }
 
 const StTensor* SafetensorsFile::find(const std::string& name) const {
@@ -170,8 +227,18 @@ const StTensor* SafetensorsFile::find(const std::string& name) const {
 }
 
 void SafetensorsFile::to_float(const StTensor& t, float* out) const {
-  const uint8_t* p = bytes_.data() + data_start_ + t.begin;
   const size_t n = t.numel();
+  std::vector<uint8_t> chunk;  // open(): this tensor's bytes, read now
+  const uint8_t* p = bytes_.data() + data_start_ + t.begin;
+  if (fd_) {
+    if (t.dtype == DType::kF32) {
+      read_at(*fd_, reinterpret_cast<uint8_t*>(out), 4 * n, data_start_ + t.begin, where_);
+      return;
+    }
+    chunk.resize(t.end - t.begin);
+    read_at(*fd_, chunk.data(), chunk.size(), data_start_ + t.begin, where_);
+    p = chunk.data();
+  }
   switch (t.dtype) {
     case DType::kF32:
       if (n) std::memcpy(out, p, n * 4);

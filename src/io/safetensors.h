@@ -5,6 +5,7 @@
 // and BF16 are read and written.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,11 @@ class SafetensorsFile {
  public:
   // Parses and validates; `where` names the source in error messages. Throws Error.
   static SafetensorsFile parse(std::vector<uint8_t> bytes, const std::string& where);
-  static SafetensorsFile read(const std::string& path);
+  static SafetensorsFile read(const std::string& path);  // the whole file in memory
+  // Reads and validates only the header; each to_float reads that tensor's bytes from the
+  // file (pread), so loading a model never holds the whole file in memory. A file that
+  // shrinks meanwhile is an Error.
+  static SafetensorsFile open(const std::string& path);
 
   const std::vector<StTensor>& tensors() const { return tensors_; }
   const StTensor* find(const std::string& name) const;
@@ -36,7 +41,10 @@ class SafetensorsFile {
   std::vector<float> to_float(const StTensor& t) const;
 
  private:
-  std::vector<uint8_t> bytes_;
+  // Validates the JSON header (bytes [8, 8 + n) of a file of file_size bytes).
+  void parse_header(const uint8_t* json_begin, size_t n, size_t file_size);
+  std::vector<uint8_t> bytes_;   // parse(), read(): the whole file
+  std::shared_ptr<int> fd_;      // open(): the file, closed with the last copy
   size_t data_start_ = 0;
   std::vector<StTensor> tensors_;
   std::map<std::string, std::string> metadata_;
