@@ -44,6 +44,12 @@ TEST_F(ConvertCli, BadInputIsOneErrorLineAndNoOutput) {
       {{"convert", "--model", (dir_ / "nothing").string(), "--out", out.string(), "--to", "hf"}, "nothing"},
       {{"convert", "--model", diff.string(), "--out", diff.string(), "--to", "difftx"}, "not empty"},
   };
+  const fs::path llama = model("llama", R"("model_type": "llama")");
+  write_text(dir_ / "taken.gguf", "keep me");
+  const RunResult taken = run_difftx({"convert", "--model", llama.string(), "--out",
+                                      (dir_ / "taken.gguf").string(), "--to", "gguf"}, dir_);
+  expect_error_line(taken, "already exists");
+  EXPECT_EQ(read_text(dir_ / "taken.gguf"), "keep me");
   for (const Case& c : cases) {
     const RunResult r = run_difftx(c.args, dir_);
     expect_error_line(r, c.needle);

@@ -318,7 +318,9 @@ std::string write_gguf(const std::string& path, const Model& m, const std::strin
 
   GgufMetadata kv;
   kv.str("general.architecture", "llama");
-  kv.str("general.name", fs::path(model_dir).filename().string());
+  fs::path name = fs::path(model_dir).lexically_normal();
+  if (name.filename().empty()) name = name.parent_path();  // "dir/"
+  kv.str("general.name", name.filename().string());
   kv.u32("general.file_type", dtype == DType::kF32 ? 0 : dtype == DType::kF16 ? 1 : 32);
   kv.u32("llama.vocab_size", static_cast<uint64_t>(c.vocab_size));
   kv.u32("llama.context_length", static_cast<uint64_t>(c.max_position_embeddings));

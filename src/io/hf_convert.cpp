@@ -94,6 +94,9 @@ std::string convert_model(const std::string& src, const std::string& out, const 
       staged.commit();
       file = (fs::path(out) / "model.gguf").string();
     } else {
+      std::error_code ec;
+      if (fs::exists(file, ec))
+        throw Error(file + " already exists; choose a new output path (convert never replaces a file)");
       note = write_gguf(file, *model, src, o.dtype);
     }
     return "wrote " + file + ": GGUF v3 (llama, " + dt + "); tokenizer: " + note;
