@@ -229,8 +229,10 @@ const StTensor* SafetensorsFile::find(const std::string& name) const {
 void SafetensorsFile::to_float(const StTensor& t, float* out) const {
   const size_t n = t.numel();
   std::vector<uint8_t> chunk;  // open(): this tensor's bytes, read now
-  const uint8_t* p = bytes_.data() + data_start_ + t.begin;
-  if (fd_) {
+  const uint8_t* p = nullptr;
+  if (!fd_) {
+    p = bytes_.data() + data_start_ + t.begin;
+  } else {
     if (t.dtype == DType::kF32) {
       read_at(*fd_, reinterpret_cast<uint8_t*>(out), 4 * n, data_start_ + t.begin, where_);
       return;
