@@ -17,6 +17,7 @@ bool same(const difftx::Config& a, const difftx::Config& b) {
          a.num_attention_heads == b.num_attention_heads &&
          a.num_key_value_heads == b.num_key_value_heads && a.head_dim == b.head_dim &&
          a.rms_norm_eps == b.rms_norm_eps && a.rope_theta == b.rope_theta &&
+         a.rope_scaling == b.rope_scaling &&
          a.max_position_embeddings == b.max_position_embeddings &&
          a.tie_word_embeddings == b.tie_word_embeddings && a.lambda_std_dev == b.lambda_std_dev &&
          a.diff_split_layout == b.diff_split_layout && a.rope_interleaved == b.rope_interleaved &&

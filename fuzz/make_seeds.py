@@ -89,8 +89,16 @@ def main():
                               diff_head_layout="split", rope_interleaved=False,
                               diff_norm_affine=False, hidden_act="silu", attention_bias=False,
                               mlp_bias=False, rope_scaling=None, attention_dropout=0.0),
-        "bad_rope_scaling.json": dict(tiny, rope_scaling={"type": "linear", "factor": 2.0}),
+        "bad_rope_scaling.json": dict(tiny, rope_scaling={"type": "yarn", "factor": 2.0}),
+        "rope_linear.json": dict(tiny, rope_scaling={"type": "linear", "factor": 2.0}),
         "bad_types.json": dict(tiny, hidden_size="16", vocab_size=32.5),
+        "rope_llama3.json": dict(tiny, rope_theta=500000.0, pretraining_tp=1, torch_dtype="bfloat16",
+                                 rope_scaling={"rope_type": "llama3", "factor": 32.0,
+                                               "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                               "original_max_position_embeddings": 8192}),
+        "rope_parameters_v5.json": dict(tiny, dtype="float32",
+                                        rope_parameters={"rope_type": "linear", "factor": 4.0,
+                                                         "rope_theta": 10000.0}),
     }
     for name, c in configs.items():
         with open(os.path.join(CFG, name), "w") as f:
@@ -107,6 +115,25 @@ def main():
         if os.path.exists(src):
             shutil.copyfile(src, os.path.join(CFG, "golden_" + case + ".json"))
     train_state_and_metrics_seeds()
+    shard_index_seeds()
+
+
+def shard_index_seeds():
+    d = os.path.join(HERE, "corpus", "shard_index")
+    os.makedirs(d, exist_ok=True)
+    good = {"metadata": {"total_size": 1024},
+            "weight_map": {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                           "model.norm.weight": "model-00002-of-00002.safetensors",
+                           "model.rotary_emb.inv_freq": "model-00001-of-00002.safetensors"}}
+    seeds = {
+        "good.json": good,
+        "escape.json": {"weight_map": {"a": "../outside.safetensors"}},
+        "not_string.json": {"weight_map": {"a": 7}},
+        "empty_map.json": {"metadata": {}, "weight_map": {}},
+    }
+    for name, m in seeds.items():
+        with open(os.path.join(d, name), "w") as f:
+            json.dump(m, f, indent=2, sort_keys=True)
 
 
 def train_state_and_metrics_seeds():

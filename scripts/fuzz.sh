@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read untrusted files: safetensors, config.json, train_state metadata,
-# metrics.jsonl and token caches.
+# metrics.jsonl, token caches and sharded-checkpoint indexes (model.safetensors.index.json).
 #
 #   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
 #
@@ -25,8 +25,9 @@ declare -A SOURCES=(
   [train_state]="fuzz/fuzz_train_state.cpp src/train/train_state.cpp src/train/run_settings.cpp"
   [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
   [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
+  [shard_index]="fuzz/fuzz_shard_index.cpp src/io/hf_shard_index.cpp"
 )
-TARGETS=(safetensors config train_state metrics token_cache)
+TARGETS=(safetensors config train_state metrics token_cache shard_index)
 HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the sources above include
 
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }

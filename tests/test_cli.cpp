@@ -273,7 +273,7 @@ std::vector<ConfigCase> config_cases() {
       set_key("attention_bias_true", "attention_bias", true),
       set_key("mlp_bias_true", "mlp_bias", true),
       set_key("hidden_act_gelu", "hidden_act", "gelu"),
-      set_key("rope_scaling_set", "rope_scaling", {{"type", "linear"}, {"factor", 2.0}}),
+      set_key("rope_scaling_unsupported", "rope_scaling", {{"type", "yarn"}, {"factor", 2.0}}),
       set_key("attention_dropout_positive", "attention_dropout", 0.1),
       set_key("rms_norm_eps_zero", "rms_norm_eps", 0.0),
       set_key("rope_theta_negative", "rope_theta", -1.0),

@@ -66,5 +66,12 @@ INSTANTIATE_TEST_SUITE_P(PyTorchReference, GoldenTest,
                                            "ext_attention_loss", "ext_all_llama",
                                            "ext_flow_gate_v2"));
 
+// Hugging Face checkpoint forms (SPEC section 2): rope_scaling llama3 / linear in transformers
+// 4.x configs, rope_parameters in 5.x ones, sharded files with a tied head and a stray
+// rotary_emb.inv_freq, for both model types.
+INSTANTIATE_TEST_SUITE_P(HuggingFaceForms, GoldenTest,
+                         ::testing::Values("diff_hf4_llama3_sharded_tied", "diff_hf5_linear",
+                                           "llama_hf4_linear_sharded_tied", "llama_hf5_llama3"));
+
 }  // namespace
 }  // namespace difftx

@@ -19,5 +19,6 @@ Runner add_plot(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 Runner add_attention(CLI::App& app);
 Runner add_experiment(CLI::App& app);
+Runner add_convert(CLI::App& app);
 
 }  // namespace difftx::cli

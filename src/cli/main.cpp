@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_attention);
   add("experiment", "Run the paper's claims as experiments: arms x rates x seeds, with a report",
       difftx::cli::add_experiment);
+  add("convert", "Rewrite a model for Hugging Face transformers, llama.cpp (GGUF) or difftx", difftx::cli::add_convert);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,5 +1,11 @@
 #include "io/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -57,31 +63,112 @@ float f16_to_float(uint16_t h) {
   return f;
 }
 
+uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+uint16_t float_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504: inf
+  if (a >= 0x38800000u) {  // normal half: rebias the exponent, round the 13 dropped bits
+    const uint32_t m = a - 0x38000000u;
+    return static_cast<uint16_t>(sign | ((m + 0xfffu + ((m >> 13) & 1u)) >> 13));
+  }
+  if (a < 0x33000000u) return sign;  // below half the smallest subnormal: zero
+  // Subnormal half: shift the (implicit-one) mantissa into place with round to nearest even.
+  const uint32_t e = a >> 23, mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126 - e;  // 14..24
+  const uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+  return static_cast<uint16_t>(sign | (q + (rem > half || (rem == half && (q & 1u)) ? 1 : 0)));
+}
+
 SafetensorsFile SafetensorsFile::read(const std::string& path) {
   return parse(read_file_bytes(path), path);
 }
 
-SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& where) {
-  SafetensorsFile f;
-  f.where_ = where;
-  const size_t size = bytes.size();
+namespace {
+// The header length from the first 8 bytes, checked against the file size.
+uint64_t header_length(const uint8_t* first8, size_t size, const std::string& where) {
   if (size < 8)
     throw Error(where + ": truncated safetensors file (" + std::to_string(size) +
                 " bytes, shorter than the 8-byte header length)");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[static_cast<size_t>(i)];
+  for (int i = 7; i >= 0; --i) n = (n << 8) | first8[static_cast<size_t>(i)];
   if (n == 0) throw Error(where + ": safetensors header is empty");
   if (n > size - 8)
     throw Error(where + ": safetensors header length " + std::to_string(n) +
                 " is longer than the file (" + std::to_string(size) + " bytes); truncated file?");
+  return n;
+}
+
+// pread of exactly n bytes at offset, or an Error.
+void read_at(int fd, uint8_t* out, size_t n, uint64_t offset, const std::string& where) {
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, out, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw Error("cannot read " + where + ": " + std::strerror(errno));
+    if (got == 0) throw Error(where + ": file ended early (changed while being read?)");
+    out += got;
+    n -= static_cast<size_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+}
+}  // namespace
+
+SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& where) {
+  SafetensorsFile f;
+  f.where_ = where;
+  const uint64_t n = header_length(bytes.data(), bytes.size(), where);
+  f.parse_header(bytes.data() + 8, static_cast<size_t>(n), bytes.size());
+  f.bytes_ = std::move(bytes);
+  return f;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what it is.
+  const int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT) throw Error("file not found: " + path);
+    throw Error("cannot open " + path + ": " + std::strerror(errno));
+  }
+  SafetensorsFile f;
+  f.where_ = path;
+  f.fd_ = std::shared_ptr<int>(new int(raw), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+  struct stat st {};
+  if (::fstat(raw, &st) != 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
+  const size_t size = static_cast<size_t>(st.st_size);
+  uint8_t first8[8] = {};
+  if (size >= 8) read_at(raw, first8, 8, 0, path);
+  const uint64_t n = header_length(first8, size, path);
+  std::vector<uint8_t> header(static_cast<size_t>(n));
+  read_at(raw, header.data(), header.size(), 8, path);
+  f.parse_header(header.data(), header.size(), size);
+  return f;
+}
+
+void SafetensorsFile::parse_header(const uint8_t* json_begin, size_t n, size_t size) {
+  const std::string& where = where_;
+  SafetensorsFile& f = *this;
   json h;
   try {
-    h = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    h = json::parse(json_begin, json_begin + n);
   } catch (const json::exception& e) {
     throw Error(where + ": safetensors header is not valid JSON (" + std::string(e.what()) + ")");
   }
   if (!h.is_object()) throw Error(where + ": safetensors header is not a JSON object");
-  f.data_start_ = 8 + static_cast<size_t>(n);
+  f.data_start_ = 8 + n;
   const size_t data_size = size - f.data_start_;
   for (auto it = h.begin(); it != h.end(); ++it) {
     const std::string& name = it.key();
@@ -131,8 +218,6 @@ SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::st
     t.end = static_cast<size_t>(e);
     f.tensors_.push_back(std::move(t));
   }
-  f.bytes_ = std::move(bytes);
-  return f;
 }
 
 const StTensor* SafetensorsFile::find(const std::string& name) const {
@@ -142,8 +227,20 @@ const StTensor* SafetensorsFile::find(const std::string& name) const {
 }
 
 void SafetensorsFile::to_float(const StTensor& t, float* out) const {
-  const uint8_t* p = bytes_.data() + data_start_ + t.begin;
   const size_t n = t.numel();
+  std::vector<uint8_t> chunk;  // open(): this tensor's bytes, read now
+  const uint8_t* p = nullptr;
+  if (!fd_) {
+    p = bytes_.data() + data_start_ + t.begin;
+  } else {
+    if (t.dtype == DType::kF32) {
+      read_at(*fd_, reinterpret_cast<uint8_t*>(out), 4 * n, data_start_ + t.begin, where_);
+      return;
+    }
+    chunk.resize(t.end - t.begin);
+    read_at(*fd_, chunk.data(), chunk.size(), data_start_ + t.begin, where_);
+    p = chunk.data();
+  }
   switch (t.dtype) {
     case DType::kF32:
       if (n) std::memcpy(out, p, n * 4);
@@ -168,12 +265,16 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
                                            const std::map<std::string, std::string>& metadata) {
   json h = json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
+  auto numel_of = [](const TensorToWrite& t) {
+    size_t n = 1;
+    for (int64_t s : t.shape) n *= static_cast<size_t>(s);
+    return n;
+  };
   size_t offset = 0;
   for (const auto& t : tensors) {
-    size_t numel = 1;
-    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
-    h[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * numel}}};
-    offset += 4 * numel;
+    const size_t bytes = dtype_size(t.dtype) * numel_of(t);
+    h[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
   std::string header = h.dump();
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
@@ -183,10 +284,21 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorToWrite>& ten
   std::memcpy(out.data() + 8, header.data(), header.size());
   uint8_t* p = out.data() + 8 + header.size();
   for (const auto& t : tensors) {
-    size_t numel = 1;
-    for (int64_t s : t.shape) numel *= static_cast<size_t>(s);
-    if (numel) std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
-    p += 4 * numel;
+    const size_t numel = numel_of(t);
+    if (t.dtype == DType::kF32) {
+      if (numel) std::memcpy(p, t.data, 4 * numel);  // little-endian host (x86-64)
+    } else {
+      for (size_t i = 0; i < numel; ++i) {
+        const float x = t.data[i];
+        const uint16_t b = t.dtype == DType::kBF16 ? float_to_bf16(x) : float_to_f16(x);
+        if (t.dtype == DType::kF16 && std::isfinite(x) && (b & 0x7c00u) == 0x7c00u)
+          throw Error("tensor \"" + t.name + "\" holds " + std::to_string(x) +
+                      ", beyond F16's range (65504); write it as BF16 or F32");
+        p[2 * i] = static_cast<uint8_t>(b);
+        p[2 * i + 1] = static_cast<uint8_t>(b >> 8);
+      }
+    }
+    p += dtype_size(t.dtype) * numel;
   }
   return out;
 }

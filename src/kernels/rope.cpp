@@ -7,22 +7,30 @@
 
 namespace difftx {
 
-RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved) {
+RopeTable make_rope_table(int64_t T, const std::vector<double>& inv_freq, bool interleaved) {
   RopeTable r;
   r.T = T;
-  r.half = d / 2;
+  r.half = static_cast<int64_t>(inv_freq.size());
   r.interleaved = interleaved;
-  r.theta = theta;
+  r.inv_freq = inv_freq;
   r.cos.resize(static_cast<size_t>(T * r.half));
   r.sin.resize(r.cos.size());
   for (int64_t i = 0; i < r.half; ++i) {
-    const double inv_freq = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    const double f = inv_freq[static_cast<size_t>(i)];
     for (int64_t t = 0; t < T; ++t) {
-      r.cos[t * r.half + i] = std::cos(static_cast<double>(t) * inv_freq);
-      r.sin[t * r.half + i] = std::sin(static_cast<double>(t) * inv_freq);
+      r.cos[t * r.half + i] = std::cos(static_cast<double>(t) * f);
+      r.sin[t * r.half + i] = std::sin(static_cast<double>(t) * f);
     }
   }
   return r;
+}
+
+RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved) {
+  std::vector<double> inv_freq(static_cast<size_t>(d / 2));
+  for (int64_t i = 0; i < d / 2; ++i)
+    inv_freq[static_cast<size_t>(i)] =
+        std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+  return make_rope_table(T, inv_freq, interleaved);
 }
 
 template <class F>

@@ -17,9 +17,12 @@ namespace difftx {
 struct RopeTable {
   int64_t T = 0, half = 0;  // positions, d / 2
   bool interleaved = false; // GPT-J pairs (2i, 2i+1); else Llama pairs (i, i + d/2)
-  double theta = 0;
+  std::vector<double> inv_freq;  // [half]: pair i turns by t * inv_freq[i] at position t
   std::vector<double> cos, sin;  // [T, half], computed in double once
 };
+// From per-pair inverse frequencies (model/config.h: rope_inverse_frequencies, which applies
+// any rope scaling), or the unscaled theta^(-2i/d).
+RopeTable make_rope_table(int64_t T, const std::vector<double>& inv_freq, bool interleaved);
 RopeTable make_rope_table(int64_t T, int64_t d, double theta, bool interleaved);
 
 struct HeadMapping {

@@ -67,6 +67,63 @@ class Reader {
   const json& j_;
   const std::string& where_;
 };
+
+// One rope scaling object: transformers 4.x `rope_scaling` ({"rope_type" or "type", ...}) or
+// 5.x `rope_parameters` (the same plus rope_theta). `key` names it in errors.
+RopeScaling read_rope_scaling(const json& obj, const char* key, const std::string& where) {
+  const Reader outer(obj, where);  // only for fail()
+  if (!obj.is_object()) outer.fail(key, "must be an object or null, got " + obj.dump());
+  const std::string at = where + ": " + key;
+  const Reader r(obj, at);
+  std::string type = r.string("type", "default");
+  type = r.string("rope_type", type);
+  RopeScaling s;
+  if (type == "default") return s;
+  auto positive = [&](const char* k) {
+    if (!r.has(k)) r.fail(k, "is missing (rope_type \"" + type + "\" needs it)");
+    const double x = r.number(k, 0.0);
+    if (x <= 0) r.fail(k, "must be > 0");
+    return x;
+  };
+  if (type == "linear") {
+    s.type = RopeType::kLinear;
+    s.factor = positive("factor");
+  } else if (type == "llama3") {
+    s.type = RopeType::kLlama3;
+    s.factor = positive("factor");
+    s.low_freq_factor = positive("low_freq_factor");
+    s.high_freq_factor = positive("high_freq_factor");
+    if (s.high_freq_factor <= s.low_freq_factor)
+      r.fail("high_freq_factor", "must be greater than low_freq_factor");
+    s.original_max_position_embeddings = r.positive_int("original_max_position_embeddings");
+  } else {
+    r.fail("rope_type", "\"" + type + "\" is not supported (default, linear or llama3)");
+  }
+  return s;
+}
+
+// rope_theta and the scaling, from either transformers generation's keys (both may be present
+// if they agree).
+void read_rope_settings(const json& j, const Reader& r, const std::string& where, Config& c) {
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  const bool has_scaling = r.has("rope_scaling"), has_params = r.has("rope_parameters");
+  if (has_scaling) c.rope_scaling = read_rope_scaling(j.at("rope_scaling"), "rope_scaling", where);
+  if (has_params) {
+    const json& rp = j.at("rope_parameters");
+    const RopeScaling s = read_rope_scaling(rp, "rope_parameters", where);
+    if (has_scaling && !(s == c.rope_scaling))
+      r.fail("rope_parameters", "disagrees with rope_scaling (give one of them)");
+    c.rope_scaling = s;
+    if (!r.has("rope_theta")) c.rope_theta = Reader(rp, where + ": rope_parameters").number("rope_theta", 10000.0);
+  }
+}
+
+// Hugging Face keys accepted only with the value that leaves the math unchanged.
+void read_tolerated_hf_keys(const Reader& r) {
+  if (r.boolean("mlp_bias", false)) r.fail("mlp_bias", "true is not supported");
+  if (r.has("pretraining_tp") && r.positive_int("pretraining_tp") != 1)
+    r.fail("pretraining_tp", "must be 1 (tensor-parallel pretraining slices are not supported)");
+}
 }  // namespace
 
 const char* model_type_name(ModelType t) {
@@ -118,15 +175,7 @@ Config parse_config(const std::string& json_text, const std::string& where,
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-5);
   // Values beyond these bounds give non-finite or meaningless numbers in the forward pass.
   if (c.rms_norm_eps <= 0 || c.rms_norm_eps > 1) r.fail("rms_norm_eps", "must be in (0, 1]");
-  c.rope_theta = r.number("rope_theta", 10000.0);
-  if (r.has("rope_parameters")) {  // newer transformers: {"rope_type": ..., "rope_theta": ...}
-    const json& rp = j.at("rope_parameters");
-    if (!rp.is_object()) r.fail("rope_parameters", "must be an object");
-    const Reader rr(rp, where);
-    if (rr.string("rope_type", "default") != "default")
-      r.fail("rope_parameters", "rope_type other than \"default\" is not supported");
-    if (!r.has("rope_theta")) c.rope_theta = rr.number("rope_theta", 10000.0);
-  }
+  read_rope_settings(j, r, where, c);
   if (c.rope_theta <= 0) r.fail("rope_theta", "must be > 0");
   // Below 1 the rotation frequencies grow with the dimension and overflow to inf/NaN.
   if (c.rope_theta < 1) r.fail("rope_theta", "must be >= 1");
@@ -159,10 +208,9 @@ Config parse_config(const std::string& json_text, const std::string& where,
 
   // Keys that would change the math in ways this engine does not implement.
   if (r.boolean("attention_bias", false)) r.fail("attention_bias", "true is not supported");
-  if (r.boolean("mlp_bias", false)) r.fail("mlp_bias", "true is not supported");
   if (r.string("hidden_act", "silu") != "silu")
     r.fail("hidden_act", "must be \"silu\" (the only activation supported)");
-  if (r.has("rope_scaling")) r.fail("rope_scaling", "is not supported (must be null or absent)");
+  read_tolerated_hf_keys(r);
   if (r.number("attention_dropout", 0.0) > 0.0)
     r.fail("attention_dropout", "> 0 is not supported");
 
@@ -208,6 +256,8 @@ std::string config_to_json(const Config& c) {
   j["head_dim"] = c.head_dim;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
+  // Written only when set, so that configs (and stored run settings) from before keep their text.
+  if (c.rope_scaling.type != RopeType::kDefault) j["rope_scaling"] = json::parse(rope_scaling_json(c.rope_scaling));
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["lambda_std_dev"] = c.lambda_std_dev;
@@ -221,6 +271,47 @@ std::string config_to_json(const Config& c) {
   j["hidden_act"] = "silu";
   j["attention_bias"] = false;
   return j.dump(2) + "\n";
+}
+
+std::string rope_scaling_json(const RopeScaling& s) {
+  switch (s.type) {
+    case RopeType::kDefault: return "null";
+    case RopeType::kLinear: return json{{"rope_type", "linear"}, {"factor", s.factor}}.dump();
+    case RopeType::kLlama3:
+      return json{{"rope_type", "llama3"},
+                  {"factor", s.factor},
+                  {"low_freq_factor", s.low_freq_factor},
+                  {"high_freq_factor", s.high_freq_factor},
+                  {"original_max_position_embeddings", s.original_max_position_embeddings}}
+          .dump();
+  }
+  return "null";
+}
+
+std::vector<double> rope_inverse_frequencies(const Config& c) {
+  const int64_t d = c.head_dim;
+  const RopeScaling& s = c.rope_scaling;
+  std::vector<double> inv(static_cast<size_t>(d / 2));
+  for (int64_t i = 0; i < d / 2; ++i) {
+    double f = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    if (s.type == RopeType::kLinear) f /= s.factor;
+    if (s.type == RopeType::kLlama3) {
+      // transformers' _compute_llama3_parameters, pair by pair.
+      const double old_len = static_cast<double>(s.original_max_position_embeddings);
+      const double low_freq_wavelen = old_len / s.low_freq_factor;
+      const double high_freq_wavelen = old_len / s.high_freq_factor;
+      const double wavelen = 2 * M_PI / f;
+      if (wavelen > low_freq_wavelen) {
+        f /= s.factor;
+      } else if (!(wavelen < high_freq_wavelen)) {  // medium: blend
+        const double smooth =
+            (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    inv[static_cast<size_t>(i)] = f;
+  }
+  return inv;
 }
 
 }  // namespace difftx

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/ext_config.h"
 
@@ -12,6 +13,19 @@ namespace difftx {
 // diffllama: differential V1 (SPEC section 1); diffllama_v2: V2 (section 1b); llama: standard.
 enum class ModelType { kDiffLlama, kDiffLlamaV2, kLlama };
 const char* model_type_name(ModelType t);  // the config.json spelling
+
+// RoPE frequency scaling as Hugging Face configs give it (`rope_scaling` in transformers 4.x,
+// `rope_parameters` in 5.x). kDefault: inv_freq_i = theta^(-2i/d); kLinear: divided by factor;
+// kLlama3: transformers' _compute_llama3_parameters (low frequencies divided by factor, high ones
+// kept, a smooth blend between).
+enum class RopeType { kDefault, kLinear, kLlama3 };
+struct RopeScaling {
+  RopeType type = RopeType::kDefault;
+  double factor = 1.0;                               // linear, llama3
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 8192;   // llama3
+  bool operator==(const RopeScaling&) const = default;
+};
 
 struct Config {
   ModelType model_type = ModelType::kDiffLlama;
@@ -24,6 +38,7 @@ struct Config {
   int64_t head_dim = 0;             // d
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   int64_t max_position_embeddings = 2048;
   bool tie_word_embeddings = false;
   double lambda_std_dev = 0.1;
@@ -70,5 +85,11 @@ Config parse_config(const std::string& json_text, const std::string& where,
 Config load_config(const std::string& path,
                    LayoutDefaults defaults = LayoutDefaults::kHuggingFace);
 std::string config_to_json(const Config& c);  // all keys, pretty-printed
+
+// The rotary inverse frequency of each of the head_dim / 2 pairs, in double, from rope_theta
+// and rope_scaling: the one source of the rotary table (kernels/rope.h).
+std::vector<double> rope_inverse_frequencies(const Config& c);
+// rope_scaling as transformers 4.x writes it ({"rope_type": ..., ...}); null when default.
+std::string rope_scaling_json(const RopeScaling& s);
 
 }  // namespace difftx

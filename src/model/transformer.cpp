@@ -19,9 +19,9 @@ void resize(std::vector<float>& v, int64_t n) { v.resize(static_cast<size_t>(n))
 
 // The rotary table covers positions [0, n); rebuilt only when too short or for another model.
 void ensure_rope(RopeTable& rope, const Config& c, int64_t n) {
-  if (rope.T < n || rope.half != c.head_dim / 2 || rope.interleaved != c.rope_interleaved ||
-      rope.theta != c.rope_theta)
-    rope = make_rope_table(n, c.head_dim, c.rope_theta, c.rope_interleaved);
+  std::vector<double> inv_freq = rope_inverse_frequencies(c);
+  if (rope.T < n || rope.interleaved != c.rope_interleaved || rope.inv_freq != inv_freq)
+    rope = make_rope_table(n, inv_freq, c.rope_interleaved);
 }
 
 // Positions of each row's first token, and whether any row continues a cached sequence.

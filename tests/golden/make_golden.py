@@ -104,14 +104,16 @@ def load_config(path):
     assert c["model_type"] in ("diffllama", "diffllama_v2", "llama")
     assert not c.get("attention_bias", False)
     assert c.get("hidden_act", "silu") == "silu"
-    assert c.get("rope_scaling") is None
     cfg = dict(c)
     cfg.setdefault("num_key_value_heads", c["num_attention_heads"])
     if cfg.get("head_dim") is None:
         assert c["hidden_size"] % c["num_attention_heads"] == 0
         cfg["head_dim"] = c["hidden_size"] // c["num_attention_heads"]
     cfg.setdefault("rms_norm_eps", 1e-5)
+    if cfg.get("rope_theta") is None and isinstance(c.get("rope_parameters"), dict):
+        cfg["rope_theta"] = c["rope_parameters"].get("rope_theta", 10000.0)   # transformers 5.x
     cfg.setdefault("rope_theta", 10000.0)
+    cfg["rope_inv_freq"] = hf_rope_inv_freq(cfg)
     cfg.setdefault("max_position_embeddings", 2048)
     cfg.setdefault("tie_word_embeddings", False)
     cfg.setdefault("lambda_std_dev", 0.1)
@@ -130,20 +132,52 @@ def load_config(path):
 # the model, one function per piece
 # ----------------------------------------------------------------------------------------------
 
+def hf_rope_inv_freq(cfg):
+    """Rotary inverse frequencies with Hugging Face rope scaling, written from transformers'
+    modeling_rope_utils (_compute_default / _compute_linear_scaling / _compute_llama3_parameters),
+    in float64.  Reads `rope_scaling` (4.x, "type" or "rope_type") or `rope_parameters` (5.x).
+    None when there is no scaling (rope() then uses theta^(-2i/d))."""
+    sc = cfg.get("rope_scaling")
+    if sc is None:
+        sc = cfg.get("rope_parameters")
+    if sc is None:
+        return None
+    kind = sc.get("rope_type", sc.get("type", "default"))
+    base, dim = cfg["rope_theta"], cfg["head_dim"]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(torch.float64) / dim))
+    if kind == "default":
+        return None
+    if kind == "linear":
+        return inv_freq / sc["factor"]
+    assert kind == "llama3", kind
+    factor, low, high = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
+    old_context_len = sc["original_max_position_embeddings"]
+    low_freq_wavelen = old_context_len / low
+    high_freq_wavelen = old_context_len / high
+    wavelen = 2 * math.pi / inv_freq
+    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth_factor = (old_context_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium, smoothed, inv_freq_llama)
+
+
 def rmsnorm(x, w, eps):
     """x * rsqrt(mean(x^2) + eps) * w over the last dim; w None means no weight."""
     y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
     return y if w is None else y * w
 
 
-def rope(x, theta, interleaved):
+def rope(x, theta, interleaved, inv_freq=None):
     """x [T, heads, d] at positions 0..T-1.  Pair (x0, x1) rotated by angle t * theta^(-2i/d):
     (x0 cos - x1 sin, x0 sin + x1 cos).  interleaved: pairs (2i, 2i+1) (GPT-J / official);
-    otherwise pairs (i, i + d/2) (Llama rotate_half)."""
+    otherwise pairs (i, i + d/2) (Llama rotate_half).  inv_freq (when given) replaces
+    theta^(-2i/d): the scaled frequencies of hf_rope_inv_freq."""
     T, _, d = x.shape
     assert d % 2 == 0
     i = torch.arange(d // 2, dtype=torch.float64)
-    inv_freq = theta ** (-2.0 * i / d)
+    if inv_freq is None:
+        inv_freq = theta ** (-2.0 * i / d)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]   # [T, d/2]
     cos, sin = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
     if interleaved:
@@ -182,8 +216,8 @@ def diff_attention(x, p, pre, cfg, layer, check=None, maps=None):
     q = (x @ p[pre + "q_proj.weight"].t()).view(T, n, d)
     k = (x @ p[pre + "k_proj.weight"].t()).view(T, kv, d)
     v = (x @ p[pre + "v_proj.weight"].t()).view(T, kv, d)
-    q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"])
-    k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"])
+    q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
+    k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
 
     lam_init = lambda_init_fn(layer, cfg)
     lam = (torch.exp(torch.dot(p[pre + "lambda_q1"], p[pre + "lambda_k1"]))
@@ -223,8 +257,8 @@ def std_attention(x, p, pre, cfg, check=None, maps=None):
     q = (x @ p[pre + "q_proj.weight"].t()).view(T, n, d)
     k = (x @ p[pre + "k_proj.weight"].t()).view(T, kv, d)
     v = (x @ p[pre + "v_proj.weight"].t()).view(T, kv, d)
-    q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"])
-    k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"])
+    q = rope(q, cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
+    k = rope(k, cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
     outs = []
     for i in range(n):
         j = i // (n // kv)
@@ -527,8 +561,8 @@ def hf_style_split_attention(x, p, pre, cfg, layer):
     (repeat_kv over all n query sub-heads, chunk/cat of values, chunk of outputs)."""
     T = x.shape[0]
     n, kv, d = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-    q = rope((x @ p[pre + "q_proj.weight"].t()).view(T, n, d), cfg["rope_theta"], cfg["rope_interleaved"])
-    k = rope((x @ p[pre + "k_proj.weight"].t()).view(T, kv, d), cfg["rope_theta"], cfg["rope_interleaved"])
+    q = rope((x @ p[pre + "q_proj.weight"].t()).view(T, n, d), cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
+    k = rope((x @ p[pre + "k_proj.weight"].t()).view(T, kv, d), cfg["rope_theta"], cfg["rope_interleaved"], cfg.get("rope_inv_freq"))
     v = (x @ p[pre + "v_proj.weight"].t()).view(T, kv, d)
     q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)          # [heads, T, d]
     k = k.repeat_interleave(n // kv, dim=0)
@@ -719,6 +753,132 @@ CASES = [
 ]
 
 
+# ----------------------------------------------------------------------------------------------
+# Hugging Face checkpoint forms (SPEC section 2): rope scaling, transformers 5.x configs, shards
+# ----------------------------------------------------------------------------------------------
+
+def hf_llama_config(**kw):
+    """A config.json as transformers 4.4x writes it for LlamaForCausalLM."""
+    c = {
+        "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 1, "eos_token_id": 2, "head_dim": None, "hidden_act": "silu",
+        "hidden_size": None, "initializer_range": 0.02, "intermediate_size": None,
+        "max_position_embeddings": 2048, "mlp_bias": False, "model_type": "llama",
+        "num_attention_heads": None, "num_hidden_layers": 2, "num_key_value_heads": None,
+        "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None, "rope_theta": 10000.0,
+        "tie_word_embeddings": False, "torch_dtype": "float32", "transformers_version": "4.48.0",
+        "use_cache": True, "vocab_size": None,
+    }
+    c.update(kw)
+    assert all(v is not None for k, v in c.items() if k != "rope_scaling")
+    return c
+
+
+def hf5_config(c4):
+    """The same config as transformers 5.x writes it: rope_theta and the scaling move into
+    rope_parameters, torch_dtype becomes dtype."""
+    c = {k: v for k, v in c4.items() if k not in ("rope_scaling", "rope_theta", "torch_dtype")}
+    rp = {"rope_type": "default"}
+    if c4.get("rope_scaling"):
+        rp = {k: v for k, v in c4["rope_scaling"].items() if k != "type"}
+        rp["rope_type"] = c4["rope_scaling"].get("rope_type", c4["rope_scaling"].get("type"))
+    rp["rope_theta"] = c4["rope_theta"]
+    c["rope_parameters"] = rp
+    c["dtype"] = c4["torch_dtype"]
+    c["transformers_version"] = "5.0.0"
+    return c
+
+
+# Llama-3 style scaling scaled down to T ~ 10: with theta 100 and head_dim 8 the wavelengths are
+# 6.3, 19.9, 62.8, 199, so with original length 64 (high-frequency bound 16, low 64) the four
+# pairs are kept, blended, blended, divided by the factor: every branch is exercised.
+LLAMA3_SMALL = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+
+SHARDED = {"diff_hf4_llama3_sharded_tied": 3, "llama_hf4_linear_sharded_tied": 2}  # name -> shards
+
+
+def write_weights(d, name, params, dtype):
+    """model.safetensors, or for SHARDED cases the shards as transformers writes them
+    (model-0000K-of-0000N.safetensors, model.safetensors.index.json) plus a stray
+    rotary_emb.inv_freq buffer in the first shard that the engine must ignore."""
+    for f in os.listdir(d):
+        if f.startswith("model") and (f.endswith(".safetensors") or f.endswith(".json")):
+            os.remove(os.path.join(d, f))
+    if name not in SHARDED:
+        write_safetensors(os.path.join(d, "model.safetensors"), params, dtype, {"format": "pt"})
+        return
+    n = SHARDED[name]
+    names = list(params.keys())
+    index = {"metadata": {"total_size": 0}, "weight_map": {}}
+    for k in range(n):
+        fname = "model-%05d-of-%05d.safetensors" % (k + 1, n)
+        part = {nm: params[nm] for i, nm in enumerate(names) if i * n // len(names) == k}
+        if k == 0:
+            part["model.layers.0.self_attn.rotary_emb.inv_freq"] = np.ones(4)
+        write_safetensors(os.path.join(d, fname), part, dtype, {"format": "pt"})
+        for nm, a in part.items():
+            index["weight_map"][nm] = fname
+            index["metadata"]["total_size"] += a.size * (4 if dtype == "F32" else 2)
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def read_weights(d):
+    """The stored parameters, from model.safetensors or the shards named by the index."""
+    index_path = os.path.join(d, "model.safetensors.index.json")
+    if not os.path.exists(index_path):
+        return read_safetensors(os.path.join(d, "model.safetensors"))
+    with open(index_path) as f:
+        weight_map = json.load(f)["weight_map"]
+    out = {}
+    for fname in sorted(set(weight_map.values())):
+        for nm, a in read_safetensors(os.path.join(d, fname)).items():
+            assert weight_map[nm] == fname and nm not in out
+            if not nm.endswith("rotary_emb.inv_freq"):
+                out[nm] = a
+    return out
+
+
+def check_rope_scaling_matters(params_np, cfg, tokens, logits):
+    """The scaled frequencies differ from theta^(-2i/d) and change the logits (otherwise the
+    case would not test the scaling)."""
+    d = cfg["head_dim"]
+    plain = cfg["rope_theta"] ** (-2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
+    assert not torch.allclose(cfg["rope_inv_freq"], plain)
+    with torch.no_grad():
+        unscaled = forward({k: torch.tensor(v) for k, v in params_np.items()},
+                           dict(cfg, rope_inv_freq=None), torch.tensor(tokens, dtype=torch.long))
+    assert not torch.allclose(unscaled, logits, atol=1e-3)
+
+
+CASES += [
+    ("diff_hf4_llama3_sharded_tied",
+     hf_diffllama_config(vocab_size=47, hidden_size=16, intermediate_size=24,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                         rope_theta=100.0, rope_scaling=dict(LLAMA3_SMALL),
+                         tie_word_embeddings=True, torch_dtype="bfloat16", mlp_bias=False,
+                         pretraining_tp=1),
+     10, "BF16", 1101),
+    ("diff_hf5_linear",
+     hf5_config(hf_diffllama_config(vocab_size=41, hidden_size=16, intermediate_size=24,
+                                    num_attention_heads=4, num_key_value_heads=4, head_dim=8,
+                                    rope_theta=100.0, rope_scaling={"type": "linear", "factor": 4.0})),
+     9, "F32", 1102),
+    ("llama_hf4_linear_sharded_tied",
+     hf_llama_config(vocab_size=37, hidden_size=16, intermediate_size=16, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=8, rope_theta=100.0,
+                     rope_scaling={"type": "linear", "factor": 4.0}, tie_word_embeddings=True),
+     9, "F32", 1103),
+    ("llama_hf5_llama3",
+     hf5_config(hf_llama_config(vocab_size=37, hidden_size=16, intermediate_size=24,
+                                num_attention_heads=2, num_key_value_heads=2, head_dim=8,
+                                rope_theta=100.0, rope_scaling=dict(LLAMA3_SMALL))),
+     10, "F32", 1104),
+]
+
+
 def make_case(name, config, T, dtype, seed):
     d = os.path.join(OUT_DIR, name)
     os.makedirs(d, exist_ok=True)
@@ -730,8 +890,8 @@ def make_case(name, config, T, dtype, seed):
     rng = np.random.default_rng(seed)
 
     params = random_params(cfg, rng)
-    write_safetensors(os.path.join(d, "model.safetensors"), params, dtype, {"format": "pt"})
-    params = read_safetensors(os.path.join(d, "model.safetensors"))    # the stored (rounded) values
+    write_weights(d, name, params, dtype)
+    params = read_weights(d)                                            # the stored (rounded) values
     assert list(params.keys()) == list(param_shapes(cfg).keys())
 
     tokens = [int(t) for t in rng.integers(0, cfg["vocab_size"], size=T)]
@@ -745,6 +905,8 @@ def make_case(name, config, T, dtype, seed):
         assert any(0 < float(m.sum()) < T for m in NOISE_MASKS), NOISE_MASKS
     check_attention_rows(probs)
     check_finite_difference(params, cfg, tokens, grads, rng)
+    if cfg["rope_inv_freq"] is not None:
+        check_rope_scaling_matters(params, cfg, tokens, logits)
     if cfg["model_type"] == "diffllama" and cfg["diff_head_layout"] == "interleaved":
         check_layout_equivalence(params, cfg, tokens, logits)
     if cfg["model_type"] == "diffllama" and cfg["diff_head_layout"] == "split":
