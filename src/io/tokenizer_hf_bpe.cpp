@@ -13,6 +13,14 @@ namespace {
 constexpr size_t kMaxCachedPiece = 256;
 constexpr size_t kMaxCacheEntries = size_t{1} << 18;
 
+constexpr std::string_view kMetaspace = "\u2581";
+
+// Whether "\u2581" starts at s[i] and follows a character other than itself.
+bool metaspace_after_other(std::string_view s, size_t i) {
+  return i > 0 && s.compare(i, kMetaspace.size(), kMetaspace) == 0 &&
+         !(i >= kMetaspace.size() && s.compare(i - kMetaspace.size(), kMetaspace.size(), kMetaspace) == 0);
+}
+
 uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
@@ -57,6 +65,11 @@ BpeModel::BpeModel(const Json& model, const std::string& path) {
     id_to_token_[id] = it.key();
     vocab_.emplace(it.key(), id);
   }
+  cut_before_metaspace_ = vocab_.count(std::string(kMetaspace)) > 0;
+  for (const auto& [token, id] : vocab_)
+    for (size_t i = token.find(kMetaspace); cut_before_metaspace_ && i != std::string::npos;
+         i = token.find(kMetaspace, i + 1))
+      if (metaspace_after_other(token, i)) cut_before_metaspace_ = false;
   if (!unk_token_.empty()) unk_id_ = token_id(unk_token_);
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -114,6 +127,18 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<int32_t>& out) c
       return;
     }
   }
+  if (!cut_before_metaspace_) return encode_cached(piece, out);
+  size_t start = 0;
+  for (size_t i = piece.find(kMetaspace, 1); i != std::string_view::npos;
+       i = piece.find(kMetaspace, i + 1)) {
+    if (!metaspace_after_other(piece, i)) continue;
+    encode_cached(piece.substr(start, i - start), out);
+    start = i;
+  }
+  encode_cached(piece.substr(start), out);
+}
+
+void BpeModel::encode_cached(std::string_view piece, std::vector<int32_t>& out) const {
   const bool cacheable = piece.size() < kMaxCachedPiece;
   if (cacheable) {
     std::shared_lock lock(cache_mutex_);

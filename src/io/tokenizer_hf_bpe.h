@@ -7,6 +7,11 @@
 // (byte_fallback, when all their bytes are tokens) or unk_token, or are dropped. Results for
 // pieces shorter than 256 bytes are cached. Thread-safe.
 //
+// Sentencepiece-style files (Llama-2) have no pre-tokenizer: a whole text is one piece. When no
+// token holds "▁" after another character, no merge can join the symbols on both sides
+// of such a "▁", so the piece is cut there first and the cuts are merged (and cached)
+// apart: the same ids, at the speed of word-level BPE.
+//
 // Errors at load: a merge naming a token not in vocab (or whose concatenation is not in vocab),
 // ids that are negative or shared, dropout, continuing_subword_prefix or end_of_word_suffix
 // (not supported).
@@ -44,6 +49,7 @@ class BpeModel {
 
  private:
   void merge(std::string_view piece, std::vector<int32_t>& out) const;
+  void encode_cached(std::string_view piece, std::vector<int32_t>& out) const;
 
   struct Merge {
     int32_t rank, id;
@@ -56,6 +62,7 @@ class BpeModel {
   std::string unk_token_;
   int32_t unk_id_ = -1;
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
+  bool cut_before_metaspace_ = false;  // see above
 
   mutable std::shared_mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
