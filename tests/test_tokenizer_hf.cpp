@@ -9,10 +9,12 @@
 // the reference ids into DIFFTX_HF_REFERENCE_DIR; without them the tests fail, not skip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,9 +22,11 @@
 #include "cli_util.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "infer/generate.h"
 #include "io/tokenizer.h"
 #include "io/utf8_stream.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 namespace difftx {
 namespace {
@@ -228,6 +232,69 @@ TEST(HfTokenizerErrors, CliExitsTwoWithOneLine) {
   const auto dec = cli_test::run_difftx(
       {"tokenizer", "decode", "--tokenizer", fixture("tiny_spm.json"), "--ids", "5,3,4"}, dir.path());
   EXPECT_EQ(dec.out, "é");
+}
+
+// ---- generation_config.json ------------------------------------------------------------------
+
+TEST(GenerationConfig, ReadsHuggingFaceKeys) {
+  TempDir dir;
+  write_file_atomic(dir / "g.json", R"({"eos_token_id": [128001, 128009], "do_sample": true,
+                                          "temperature": 0.6, "top_p": 0.9, "bos_token_id": 1})");
+  GenerationConfig g = read_generation_config(dir / "g.json");
+  EXPECT_EQ(g.eos_ids, (Ids{128001, 128009}));
+  SamplingOptions s = sampling_from(g);
+  EXPECT_DOUBLE_EQ(s.temperature, 0.6);
+  EXPECT_DOUBLE_EQ(s.top_p, 0.9);
+  EXPECT_EQ(s.top_k, 50);  // transformers' default
+  EXPECT_DOUBLE_EQ(s.repetition_penalty, 1.0);
+  write_file_atomic(dir / "g.json", R"({"eos_token_id": 2, "repetition_penalty": 1.3})");
+  g = read_generation_config(dir / "g.json");
+  EXPECT_EQ(g.eos_ids, (Ids{2}));
+  s = sampling_from(g);
+  EXPECT_EQ(s.temperature, 0.0);  // no do_sample: greedy, as transformers
+  EXPECT_DOUBLE_EQ(s.repetition_penalty, 1.3);
+  write_file_atomic(dir / "g.json", R"({"eos_token_id": "2"})");
+  EXPECT_THROW(read_generation_config(dir / "g.json"), Error);
+  write_file_atomic(dir / "g.json", R"({"top_k": 1.5})");
+  EXPECT_THROW(read_generation_config(dir / "g.json"), Error);
+}
+
+// ids printed by `difftx generate ... --ids`.
+Ids generated_ids(const std::vector<std::string>& args, const fs::path& log) {
+  const auto r = cli_test::run_difftx(args, log);
+  EXPECT_EQ(r.status, 0) << cli_test::report(r);
+  Ids ids;
+  std::stringstream in(r.out);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty() && x != "\n") ids.push_back(std::stoi(x));
+  return ids;
+}
+
+TEST(GenerationConfig, GenerateStopsAtItsEosIdsAndFlagsWin) {
+  TempDir dir;
+  test::TinyModel t;
+  t.byte_tokenizer = false;
+  const fs::path model = test::make_tiny_model(dir.path() / "m", t);
+  fs::copy_file(fixture("tiny_spm.json"), model / "tokenizer.json");
+  const std::vector<std::string> base{"generate", "--model", model.string(), "--prompt", "ab",
+                                      "--max-tokens", "10", "--ids"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  const Ids greedy = generated_ids(with({"--temperature", "0"}), dir.path());
+  ASSERT_EQ(greedy.size(), 10u);
+  // generation_config.json: greedy (no do_sample) and greedy[3] ends the text.
+  write_file_atomic((model / "generation_config.json").string(),
+                    "{\"eos_token_id\": [" + std::to_string(greedy[3]) + ", 99999]}");
+  const size_t stop = std::find(greedy.begin(), greedy.end(), greedy[3]) - greedy.begin();
+  EXPECT_EQ(generated_ids(base, dir.path()), Ids(greedy.begin(), greedy.begin() + stop));
+  // A flag given wins over the file: sampling at temperature 50 (near uniform over 11 ids)
+  // is not the greedy sequence.
+  write_file_atomic((model / "generation_config.json").string(), R"({"do_sample": false})");
+  EXPECT_EQ(generated_ids(base, dir.path()), greedy);
+  EXPECT_NE(generated_ids(with({"--temperature", "50", "--seed", "3"}), dir.path()), greedy);
 }
 
 // ---- the real files against @huggingface/tokenizers ----------------------------------------
