@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read untrusted files: safetensors, config.json, train_state metadata,
-# metrics.jsonl and token caches.
+# metrics.jsonl, token caches and Hugging Face tokenizer.json.
 #
 #   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
 #
@@ -25,8 +25,10 @@ declare -A SOURCES=(
   [train_state]="fuzz/fuzz_train_state.cpp src/train/train_state.cpp src/train/run_settings.cpp"
   [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
   [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
+  [hf_tokenizer]="fuzz/fuzz_hf_tokenizer.cpp src/io/tokenizer_hf_pipeline.cpp src/io/tokenizer_hf_bpe.cpp src/io/tokenizer_hf_text.cpp src/io/tokenizer_hf_decoder.cpp src/io/tokenizer_hf_regex.cpp src/io/utf8_stream.cpp"
 )
-TARGETS=(safetensors config train_state metrics token_cache)
+declare -A LIBS=([hf_tokenizer]="-lonig")  # libraries a target needs beyond the C++ runtime
+TARGETS=(safetensors config train_state metrics token_cache hf_tokenizer)
 HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the sources above include
 
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
@@ -41,7 +43,8 @@ for t in "${TARGETS[@]}"; do
                                       -newer "$bin" -print -quit)" ]]; then
     continue
   fi
-  (cd "$ROOT" && "$CXX" "${CXXFLAGS[@]}" "${srcs[@]}" "${COMMON[@]}" -o "$bin" \
+  read -r -a libs <<< "${LIBS[$t]:-}"
+  (cd "$ROOT" && "$CXX" "${CXXFLAGS[@]}" "${srcs[@]}" "${COMMON[@]}" "${libs[@]}" -o "$bin" \
      > "$OUT/logs/build_$t.log" 2>&1) &
   pids+=("$!:$t")
 done
