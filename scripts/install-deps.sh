@@ -5,6 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
       libdnnl-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
+      libonig-dev                              # tokenizer.json regexes (Oniguruma)
       libgtest-dev libgmock-dev googletest libbenchmark-dev
       clang libclang-rt-14-dev libomp-14-dev   # the ASan + UBSan build (scripts/test.sh)
       libcairo2-dev fonts-dejavu-core          # plots and heatmaps

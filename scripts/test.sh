@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-bash scripts/fetch-data.sh gpt2 sotu   # tokenizer tests read the GPT-2 vocabulary and SOTU text
+bash scripts/fetch-data.sh   # tokenizer tests read GPT-2, SOTU, Moby-Dick and the tokenizer.json files (hf)
 (cd build && ctest --output-on-failure -j"$(nproc)")
 bash scripts/test-asan.sh
 bash scripts/fuzz.sh "${DIFFTX_FUZZ_SECONDS:-20}"

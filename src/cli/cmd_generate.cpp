@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -48,10 +49,23 @@ Runner add_generate(CLI::App& app) {
   app.add_flag("--sliding-window", o->g.sliding_window,
                "continue past the context by keeping its last half");
   add_precision(app, o->g.run.precision);
-  return [o]() {
+  return [o, &app]() {
     const auto model = load_model(o->model);
     std::unique_ptr<Tokenizer> tok;
     if (has_tokenizer(o->model)) tok = load_tokenizer(o->model);
+    // A Hugging Face generation_config.json gives the defaults; flags given win.
+    const std::string gen_config = o->model + "/generation_config.json";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(gen_config, ec)) {
+      const GenerationConfig g = read_generation_config(gen_config);
+      const SamplingOptions from_file = sampling_from(g);
+      SamplingOptions& s = o->g.sampling;
+      if (!app.count("--temperature")) s.temperature = from_file.temperature;
+      if (!app.count("--top-k")) s.top_k = from_file.top_k;
+      if (!app.count("--top-p")) s.top_p = from_file.top_p;
+      if (!app.count("--repetition-penalty")) s.repetition_penalty = from_file.repetition_penalty;
+      o->g.eos_ids = g.eos_ids;
+    }
     check(!o->prompt.empty() || !o->prompt_file.empty() || !o->tokens.empty(),
           "give --prompt TEXT, --prompt-file FILE or --tokens IDS (a non-empty prompt)");
     auto need_tokenizer = [&] {
@@ -63,7 +77,7 @@ Runner add_generate(CLI::App& app) {
       prompts.push_back(parse_token_list(o->tokens, model->config.vocab_size));
     } else if (!o->prompt.empty()) {
       need_tokenizer();
-      prompts.push_back(tok->encode(o->prompt));
+      prompts.push_back(tok->encode_with_special(o->prompt));
     } else {
       need_tokenizer();
       std::istringstream in(read_input_text(o->prompt_file));
@@ -71,7 +85,7 @@ Runner add_generate(CLI::App& app) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (line.empty()) continue;
         texts.push_back(line);
-        prompts.push_back(tok->encode(line));
+        prompts.push_back(tok->encode_with_special(line));
       }
       check(!prompts.empty(), o->prompt_file + " holds no prompt (one per line)");
     }

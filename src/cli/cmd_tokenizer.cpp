@@ -22,7 +22,9 @@ namespace {
 struct TokenizerChoice {
   std::string spec, model;
   void add_to(CLI::App& app) {
-    app.add_option("--tokenizer", spec, "byte, gpt2, gpt2:DIR or spm:FILE.model");
+    app.add_option("--tokenizer", spec,
+                   "byte, gpt2, gpt2:DIR, spm:FILE.model, a Hugging Face tokenizer.json or a "
+                   "directory holding one");
     app.add_option("--model", model, "a model directory (its saved tokenizer)");
   }
   std::unique_ptr<Tokenizer> load() const {
@@ -39,6 +41,7 @@ Runner add_tokenizer(CLI::App& app) {
     SentencePieceTrainOptions train;
     TokenizerChoice enc_tok, dec_tok, info_tok;
     std::string text, file, ids;
+    bool no_special = false;
   };
   auto o = std::make_shared<Opts>();
 
@@ -67,6 +70,8 @@ Runner add_tokenizer(CLI::App& app) {
   o->enc_tok.add_to(*encode);
   encode->add_option("--text", o->text, "the text to encode");
   encode->add_option("--file", o->file, "a file to encode (its bytes, as they are; - reads stdin)");
+  encode->add_flag("--no-special", o->no_special,
+                   "leave out the special tokens the tokenizer adds around a text (e.g. BOS)");
 
   CLI::App* decode = app.add_subcommand("decode", "Write the text (bytes) of token ids to stdout");
   o->dec_tok.add_to(*decode);
@@ -88,7 +93,7 @@ Runner add_tokenizer(CLI::App& app) {
             "give exactly one of --text or --file");
       const auto tok = o->enc_tok.load();
       const std::string input = o->file.empty() ? o->text : read_input_text(o->file);
-      const auto ids = tok->encode(input);
+      const auto ids = o->no_special ? tok->encode(input) : tok->encode_with_special(input);
       std::string line;
       for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
       std::printf("%s\n", line.c_str());

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "core/files.h"
 #include "core/rng.h"
 #include "infer/kv_session.h"
 #include "io/tokenizer.h"
@@ -34,6 +37,49 @@ struct Sequence {
 };
 
 }  // namespace
+
+GenerationConfig read_generation_config(const std::string& path) {
+  const auto j = nlohmann::json::parse(read_file_text(path), nullptr, /*allow_exceptions=*/false);
+  check(!j.is_discarded() && j.is_object(), path, " is not a JSON object");
+  GenerationConfig g;
+  auto number = [&](const char* key) -> std::optional<double> {
+    if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+    check(j[key].is_number(), path, ": ", key, " must be a number");
+    return j[key].get<double>();
+  };
+  if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
+    const auto& e = j["eos_token_id"];
+    const nlohmann::json list = e.is_array() ? e : nlohmann::json::array({e});
+    for (const auto& id : list) {
+      check(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < (1ll << 31),
+            path, ": eos_token_id must be a token id or a list of token ids");
+      g.eos_ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+    }
+  }
+  if (j.contains("do_sample") && !j["do_sample"].is_null()) {
+    check(j["do_sample"].is_boolean(), path, ": do_sample must be true or false");
+    g.do_sample = j["do_sample"].get<bool>();
+  }
+  g.temperature = number("temperature");
+  g.top_p = number("top_p");
+  g.repetition_penalty = number("repetition_penalty");
+  if (j.contains("top_k") && !j["top_k"].is_null()) {
+    check(j["top_k"].is_number_integer() && j["top_k"].get<int64_t>() >= 0, path,
+          ": top_k must be an integer >= 0");
+    g.top_k = j["top_k"].get<int64_t>();
+  }
+  return g;
+}
+
+SamplingOptions sampling_from(const GenerationConfig& g) {
+  SamplingOptions s;
+  const bool sample = g.do_sample.value_or(false);
+  s.temperature = sample ? g.temperature.value_or(1.0) : 0.0;
+  s.top_k = sample ? g.top_k.value_or(50) : 0;
+  s.top_p = sample ? g.top_p.value_or(1.0) : 1.0;
+  s.repetition_penalty = g.repetition_penalty.value_or(1.0);
+  return s;
+}
 
 std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
                                 const std::vector<std::vector<int32_t>>& prompts,
@@ -82,7 +128,10 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
   // Accepts `id` for sequence b: checks eos, decodes, checks stops, streams.
   auto accept = [&](int64_t b, int32_t id) {
     Sequence& s = seqs[b];
-    if (tok && id == tok->eos_id()) {
+    const bool eos = opts.eos_ids.empty()
+                         ? tok && id == tok->eos_id()
+                         : std::find(opts.eos_ids.begin(), opts.eos_ids.end(), id) != opts.eos_ids.end();
+    if (eos) {
       s.done = true;
       s.out.finish_reason = "eos";
     } else {

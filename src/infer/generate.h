@@ -6,6 +6,7 @@
 // and text that might be the start of a stop string is held back until it is not.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,23 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::vector<std::string> stops;
   bool sliding_window = false;  // when the context fills: keep the last half and continue
+  // Ids that end a sequence; empty: the tokenizer's eos_id() (none without a tokenizer).
+  std::vector<int32_t> eos_ids;
   RunOptions run;
 };
+
+// What a Hugging Face generation_config.json says; each field only when the file has it.
+struct GenerationConfig {
+  std::vector<int32_t> eos_ids;  // eos_token_id: an id or a list of ids
+  std::optional<bool> do_sample;
+  std::optional<double> temperature, top_p, repetition_penalty;
+  std::optional<int64_t> top_k;
+};
+// Throws Error naming the file and key for malformed JSON or a value of the wrong type.
+GenerationConfig read_generation_config(const std::string& path);
+// Sampling as transformers would run with this file: greedy unless do_sample, and then
+// transformers' defaults (temperature 1, top_k 50, top_p 1) for the keys it leaves out.
+SamplingOptions sampling_from(const GenerationConfig& g);
 
 struct Generated {
   std::vector<int32_t> ids;  // generated ids (not the prompt; the end-of-text id excluded)

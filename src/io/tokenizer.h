@@ -1,5 +1,5 @@
 #pragma once
-// Tokenizers: text (bytes) <-> token ids. Three kinds, behind one interface:
+// Tokenizers: text (bytes) <-> token ids. Four kinds, behind one interface:
 //
 //  - "byte": ids 0..255 are the bytes themselves, 256 is <|endoftext|> (vocab 257).
 //    decode(encode(x)) == x for every byte string.
@@ -25,6 +25,8 @@
 //    normaliser keeps: an NFKC model changes e.g. full-width letters, a model that removes
 //    extra whitespace loses repeated spaces, a model without byte fallback maps unknown
 //    characters to <unk> (decoded as " \u2047 "); loading such a model prints a warning.
+//  - "hf": a Hugging Face tokenizer.json (BPE models: GPT-2, Llama-3, Llama-2 style), ids
+//    equal to those of `tokenizers`; see src/io/tokenizer_hf_pipeline.h and docs/tokenizers.md.
 //
 // Encoding and decoding are const and safe to call from several threads at once.
 #include <cstdint>
@@ -37,23 +39,32 @@
 
 namespace difftx {
 
-// Where a decode is in its sequence. Only sentencepiece uses it (it drops the space that its
-// encoder adds in front of the text, so the first token decodes differently from later ones).
+// Where a decode is in its sequence. Used by sentencepiece (it drops the space that its
+// encoder adds in front of the text, so the first token decodes differently from later ones)
+// and by Hugging Face tokenizer.json decoders (Metaspace and Strip cut the text's start).
 struct DecodeState {
   bool any_output = false;     // some bytes were produced already
   bool at_start = true;        // a leading space may still be dropped
   bool start_space_seen = false;
+  int64_t tokens_decoded = 0;  // tokenizer.json: tokens seen so far
+  int64_t start_cut = 0;       // tokenizer.json: characters cut from the text's start so far
 };
 
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  virtual std::string kind() const = 0;       // "byte" | "gpt2" | "sentencepiece"
+  virtual std::string kind() const = 0;       // "byte" | "gpt2" | "sentencepiece" | "hf"
   virtual int32_t vocab_size() const = 0;     // ids are 0..vocab_size()-1
   virtual int32_t eos_id() const = 0;         // end-of-text id, or -1 if the model has none
 
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // The ids a model is given for a prompt: encode() plus the special tokens the tokenizer adds
+  // around a text (a Hugging Face tokenizer's post-processor, e.g. BOS, or its
+  // tokenizer_config.json add_bos_token/add_eos_token). Others add nothing.
+  virtual std::vector<int32_t> encode_with_special(std::string_view text) const {
+    return encode(text);
+  }
 
   // The bytes of a sequence of ids. An id outside 0..vocab_size()-1 is an Error. Special ids
   // decode to their text: <|endoftext|> for byte and gpt2; nothing for sentencepiece's
@@ -102,6 +113,8 @@ class Tokenizer {
 //   "spm:FILE.model"  a SentencePiece model ("sentencepiece:" works too); FILE may also be a
 //                     directory holding tokenizer.model (e.g. from `difftx tokenizer train`)
 //   "DIR"             a directory holding a difftx_tokenizer.json (a model directory): load_tokenizer
+//   "FILE.json"       a Hugging Face tokenizer.json ("hf:" in front works too), or a directory
+//                     holding one (and no difftx_tokenizer.json): load_hf_tokenizer
 // Anything else, or files that are missing or corrupt, is an Error naming the problem.
 std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec);
 
@@ -116,12 +129,21 @@ std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& dir);
 std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& encoder_json_path,
                                                const std::string& vocab_bpe_path);
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path);
+// A Hugging Face tokenizer.json (kind "hf"; src/io/tokenizer_hf.cpp says what is supported).
+// path is the file itself, or a directory holding tokenizer.json and maybe
+// tokenizer_config.json (bos_token, eos_token, add_bos_token, add_eos_token), which is then
+// read too. Ids equal those of Hugging Face `tokenizers` (checked against its JS port).
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path);
+// The same from bytes already read (config_json may be empty); `where` names them in errors.
+std::unique_ptr<Tokenizer> make_hf_tokenizer(std::string tokenizer_json, std::string config_json,
+                                             const std::string& where);
 
-// The tokenizer saved in a model directory (its difftx_tokenizer.json descriptor and files). Error if
-// it is missing, is not a difftx descriptor (e.g. a Hugging Face tokenizer.json), or the files
-// do not match the descriptor's fingerprint.
+// The tokenizer saved in a model directory: its difftx_tokenizer.json descriptor and files, or,
+// without a descriptor, a Hugging Face tokenizer.json (with tokenizer_config.json if present).
+// Error if both are missing, the descriptor is not a difftx descriptor, or the files do not
+// match the descriptor's fingerprint.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
-// True when model_dir holds a difftx_tokenizer.json (whether or not it is valid).
+// True when model_dir holds a difftx_tokenizer.json or a tokenizer.json (valid or not).
 bool has_tokenizer(const std::string& model_dir);
 
 // ---- Training a SentencePiece model ----------------------------------------------------------

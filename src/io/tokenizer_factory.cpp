@@ -96,15 +96,26 @@ std::string default_gpt2_dir() {
   return "cache/gpt2";
 }
 
-bool has_tokenizer(const std::string& model_dir) {
+namespace {
+bool has_descriptor(const std::string& dir) {
   std::error_code ec;
-  return fs::is_regular_file(fs::path(model_dir) / kDescriptor, ec);
+  return fs::is_regular_file(fs::path(dir) / kDescriptor, ec);
+}
+bool has_hf_tokenizer(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(fs::path(dir) / "tokenizer.json", ec);
+}
+}  // namespace
+
+bool has_tokenizer(const std::string& model_dir) {
+  return has_descriptor(model_dir) || has_hf_tokenizer(model_dir);
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   const std::string path = (fs::path(model_dir) / kDescriptor).string();
-  if (!has_tokenizer(model_dir))
-    throw Error("no tokenizer in " + model_dir + " (" + path + " is missing)");
+  if (!has_descriptor(model_dir) && has_hf_tokenizer(model_dir)) return load_hf_tokenizer(model_dir);
+  if (!has_descriptor(model_dir))
+    throw Error("no tokenizer in " + model_dir + " (" + path + " and tokenizer.json are missing)");
   const auto j = nlohmann::json::parse(read_file_text(path), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw Error(path + " is not a JSON object");
   // Types are checked before any get<>, so a wrong type is this file's error, never a JSON
@@ -135,9 +146,14 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
     tok = load_gpt2_tokenizer(file("encoder"), file("merges"));
   } else if (type == "sentencepiece") {
     tok = load_sentencepiece_tokenizer(file("model"));
+  } else if (type == "hf") {
+    const std::string json_path = file("tokenizer");
+    std::string config;
+    if (files.is_object() && files.contains("config")) config = read_file_text(file("config"));
+    tok = make_hf_tokenizer(read_file_text(json_path), std::move(config), json_path);
   } else {
     throw Error(path + ": unknown tokenizer type \"" + type +
-                "\" (expected byte, gpt2 or sentencepiece)");
+                "\" (expected byte, gpt2, sentencepiece or hf)");
   }
   if (j.contains("fingerprint") && j["fingerprint"].is_string() &&
       j["fingerprint"].get<std::string>() != tok->fingerprint())
@@ -173,11 +189,14 @@ std::unique_ptr<Tokenizer> make_tokenizer(std::string_view spec) {
     if (fs::is_directory(path, ec)) path = (fs::path(path) / "tokenizer.model").string();
     return load_sentencepiece_tokenizer(path);
   }
+  if (starts_with(s, "hf:")) return load_hf_tokenizer(s.substr(3));
   std::error_code ec;
   if (!s.empty() && fs::is_directory(s, ec) && has_tokenizer(s)) return load_tokenizer(s);
+  if (s.size() > 5 && s.substr(s.size() - 5) == ".json" && fs::is_regular_file(s, ec))
+    return load_hf_tokenizer(s);
   throw Error("unknown tokenizer \"" + s +
-              "\": expected byte, gpt2, gpt2:DIR, spm:FILE.model, or a directory holding a "
-              "difftx_tokenizer.json");
+              "\": expected byte, gpt2, gpt2:DIR, spm:FILE.model, a Hugging Face tokenizer.json, "
+              "or a directory holding a difftx_tokenizer.json or tokenizer.json");
 }
 
 // ---- StreamingDecoder ------------------------------------------------------------------------
