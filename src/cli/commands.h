@@ -18,5 +18,6 @@ Runner add_generate(CLI::App& app);
 Runner add_plot(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 Runner add_attention(CLI::App& app);
+Runner add_classify(CLI::App& app);
 
 }  // namespace difftx::cli

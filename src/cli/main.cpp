@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_tokenizer);
   add("attention", "Attention maps, statistics, heatmaps and an interactive report for a text",
       difftx::cli::add_attention);
+  add("classify", "Text classification: train a head on a model, evaluate, predict",
+      difftx::cli::add_classify);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
