@@ -19,5 +19,6 @@ Runner add_plot(CLI::App& app);
 Runner add_tokenizer(CLI::App& app);
 Runner add_attention(CLI::App& app);
 Runner add_classify(CLI::App& app);
+Runner add_summarize(CLI::App& app);
 
 }  // namespace difftx::cli

@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_attention);
   add("classify", "Text classification: train a head on a model, evaluate, predict",
       difftx::cli::add_classify);
+  add("summarize", "Summarization: train a model to summarize, evaluate ROUGE, summarize",
+      difftx::cli::add_summarize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
