@@ -68,7 +68,7 @@ void add_train(CLI::App& parent, Runner& runner, CLI::App*& sub) {
         classify_train(req, task_progress(o->log_every));
     std::fprintf(stderr, "\n");
     std::printf("%s\n", nlohmann::json{{"out", req.out}, {"steps", r.steps},
-                                       {"best_step", r.best_step}, {"best_val_macro_f1", r.best_score},
+                                       {"best_step", r.best_step}, {"best_val_macro_f1", r.has_validation ? nlohmann::json(r.best_score) : nlohmann::json()},
                                        {"stopped_early", r.stopped_early}}.dump().c_str());
     return 0;
   };

@@ -70,7 +70,7 @@ void add_train(CLI::App& parent, Runner& runner, CLI::App*& sub) {
     const TaskRunResult r = summarize_train(req, task_progress(o->log_every));
     std::fprintf(stderr, "\n");
     std::printf("%s\n", nlohmann::json{{"out", req.out}, {"steps", r.steps},
-                                       {"best_step", r.best_step}, {"best_val_loss", -r.best_score},
+                                       {"best_step", r.best_step}, {"best_val_loss", r.has_validation ? nlohmann::json(-r.best_score) : nlohmann::json()},
                                        {"stopped_early", r.stopped_early}}.dump().c_str());
     return 0;
   };

@@ -20,5 +20,6 @@ Runner add_tokenizer(CLI::App& app);
 Runner add_attention(CLI::App& app);
 Runner add_classify(CLI::App& app);
 Runner add_summarize(CLI::App& app);
+Runner add_evaluate(CLI::App& app);
 
 }  // namespace difftx::cli

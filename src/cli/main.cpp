@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
       difftx::cli::add_classify);
   add("summarize", "Summarization: train a model to summarize, evaluate ROUGE, summarize",
       difftx::cli::add_summarize);
+  add("evaluate", "Task metric, attention quality and efficiency of a model, beside a second one",
+      difftx::cli::add_evaluate);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

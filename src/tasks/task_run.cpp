@@ -281,7 +281,7 @@ TaskRunResult TaskRun::train(const TaskRunObserver& obs) {
     best_step_ = step_;
   }
   save_state();
-  return {step_, best_step_, best_score_, stopped_};
+  return {step_, best_step_, best_score_, stopped_, model_.has_validation()};
 }
 
 }  // namespace difftx

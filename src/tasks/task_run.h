@@ -82,6 +82,7 @@ struct TaskRunResult {
   int64_t steps = 0, best_step = 0;
   double best_score = 0;
   bool stopped_early = false;
+  bool has_validation = false;  // best_score is meaningful
 };
 
 class TaskRun {
