@@ -91,8 +91,8 @@ std::pair<std::unique_ptr<Model>, std::unique_ptr<Tokenizer>> base_model(
 nlohmann::json identity_of(const Classifier& c, const ClassificationData& train,
                            const ClassificationData* val, bool balanced) {
   return {{"task", "classify"},
-          {"train", to_json(train.file)},
-          {"val", val ? to_json(val->file) : nlohmann::json()},
+          {"train", to_json_absolute(train.file)},
+          {"val", val ? to_json_absolute(val->file) : nlohmann::json()},
           {"labels", c.labels},
           {"head", head_config_to_json(c.head)},
           {"seq", c.seq},
@@ -122,7 +122,7 @@ TaskRunResult classify_train(const ClassifyTrainRequest& r, const TaskRunObserve
       val = std::make_unique<ClassificationData>(
           read_classification_data(stored.at("val").at("path").get<std::string>()));
     const bool balanced = stored.value("class_weights", "none") == "balanced";
-    c.train_data = to_json(train.file);
+    c.train_data = to_json_absolute(train.file);
     ClassifyTask task(c, train, val.get(), balanced);
     auto run = TaskRun::resume(task, r.out, identity_of(c, train, val.get(), balanced),
                                r.resume_steps);
@@ -136,7 +136,7 @@ TaskRunResult classify_train(const ClassifyTrainRequest& r, const TaskRunObserve
   auto [model, tok] = base_model(r);
   Classifier c = make_classifier(std::move(model), std::move(tok), r.head, std::move(labels),
                                  r.seq, r.opts.seed);
-  c.train_data = to_json(train.file);
+  c.train_data = to_json_absolute(train.file);
   ClassifyTask task(c, train, val.get(), r.balanced);
   TaskRun run(task, r.out, r.opts, identity_of(c, train, val.get(), r.balanced));
   return run.train(obs);

@@ -1,5 +1,7 @@
 #include "tasks/evaluate_models.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,7 +22,10 @@ namespace difftx {
 namespace {
 
 // Resets the kernel's peak-RSS mark of this process (Linux >= 4.0); false when impossible.
+// Free heap memory is first given back to the system (glibc keeps it otherwise), so that a
+// second model's peak does not start from the first one's leftovers.
 bool reset_peak_rss() {
+  malloc_trim(0);
   std::ofstream f("/proc/self/clear_refs");
   if (!f) return false;
   f << "5";

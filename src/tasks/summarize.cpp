@@ -114,8 +114,8 @@ class SummarizeTask : public TaskModel {
 nlohmann::json identity_of(const Summarizer& s, const SummarizationData& train,
                            const SummarizationData* val, int64_t val_max) {
   return {{"task", "summarize"},
-          {"train", to_json(train.file)},
-          {"val", val ? to_json(val->file) : nlohmann::json()},
+          {"train", to_json_absolute(train.file)},
+          {"val", val ? to_json_absolute(val->file) : nlohmann::json()},
           {"val_max", val_max},
           {"separator", s.separator},
           {"max_document_tokens", s.max_document_tokens},

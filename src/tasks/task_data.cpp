@@ -132,4 +132,12 @@ nlohmann::json to_json(const TaskFile& f) {
   return j;
 }
 
+nlohmann::json to_json_absolute(const TaskFile& f) {
+  nlohmann::json j = to_json(f);
+  std::error_code ec;
+  const auto abs = std::filesystem::absolute(f.path, ec);
+  if (!ec) j["path"] = abs.lexically_normal().string();
+  return j;
+}
+
 }  // namespace difftx

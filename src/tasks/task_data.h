@@ -55,5 +55,7 @@ std::vector<int> label_indices(const ClassificationData& data,
 
 // {"path", "sha256"} (+ "snapshot_sha256" when known), for results.
 nlohmann::json to_json(const TaskFile& f);
+// The same with the path made absolute: what a run stores to find its data again.
+nlohmann::json to_json_absolute(const TaskFile& f);
 
 }  // namespace difftx
