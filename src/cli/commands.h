@@ -20,5 +20,8 @@ Runner add_tokenizer(CLI::App& app);
 Runner add_attention(CLI::App& app);
 Runner add_experiment(CLI::App& app);
 Runner add_convert(CLI::App& app);
+Runner add_classify(CLI::App& app);
+Runner add_summarize(CLI::App& app);
+Runner add_evaluate(CLI::App& app);
 
 }  // namespace difftx::cli

@@ -63,6 +63,12 @@ int main(int argc, char** argv) {
   add("experiment", "Run the paper's claims as experiments: arms x rates x seeds, with a report",
       difftx::cli::add_experiment);
   add("convert", "Rewrite a model for Hugging Face transformers, llama.cpp (GGUF) or difftx", difftx::cli::add_convert);
+  add("classify", "Text classification: train a head on a model, evaluate, predict",
+      difftx::cli::add_classify);
+  add("summarize", "Summarization: train a model to summarize, evaluate ROUGE, summarize",
+      difftx::cli::add_summarize);
+  add("evaluate", "Task metric, attention quality and efficiency of a model, beside a second one",
+      difftx::cli::add_evaluate);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -123,6 +123,7 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   A.loss = 0.0;
   if (pass.logits == LogitRows::kSkip) {
     A.logits.clear();
+    A.x_final = std::move(x);
     return 0.0;
   }
   // The rows whose logits are asked for: all, or the last token of each sequence.
@@ -153,10 +154,6 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
             A.logits.size() == static_cast<size_t>(A.B * A.T * c.vocab_size),
         "backward needs a forward pass that kept its activations and every logit");
   const int64_t M = A.B * A.T, C = c.hidden_size, V = c.vocab_size;
-  LayerPass lp{model, head_geometry(c, A.B, A.T), HeadMapping{c.diff_split_layout}, A.rope,
-               A.opts};
-  lp.explicit_maps = A.explicit_maps;
-  lp.attention_loss_weight = A.attention_loss ? c.ext.attention_loss->alpha * dloss : 0.0;
 
   // Head: loss -> logits -> final norm.
   std::vector<float> dlogits(static_cast<size_t>(M * V));
@@ -168,6 +165,22 @@ void backward(const Model& model, Activations& A, float* grads, double dloss) {
   std::vector<float> dx(static_cast<size_t>(M * C), 0.f);
   rmsnorm_backward(dxn.data(), A.x_final.data(), model.at(P.final_norm), 1.f,
                    A.inv_rms_f.data(), dx.data(), grads + P.final_norm, M, C);
+  backward_from_stream(model, A, std::move(dx), grads, dloss);
+}
+
+void backward_from_stream(const Model& model, Activations& A, std::vector<float> dx,
+                          float* grads, double dloss) {
+  const Config& c = model.config;
+  const ParamLayout& P = model.layout;
+  check(A.keep == Keep::kForBackward &&
+            A.layers.size() == static_cast<size_t>(c.num_hidden_layers) &&
+            dx.size() == static_cast<size_t>(A.B * A.T * c.hidden_size),
+        "backward needs a forward pass that kept its activations and a gradient per position");
+  const int64_t M = A.B * A.T, C = c.hidden_size;
+  LayerPass lp{model, head_geometry(c, A.B, A.T), HeadMapping{c.diff_split_layout}, A.rope,
+               A.opts};
+  lp.explicit_maps = A.explicit_maps;
+  lp.attention_loss_weight = A.attention_loss ? c.ext.attention_loss->alpha * dloss : 0.0;
   LayerGradScratch scratch;
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l)
     layer_backward(lp, l, A.layers[static_cast<size_t>(l)], dx, scratch, grads);

@@ -42,7 +42,8 @@ enum class Keep {
 enum class LogitRows {
   kAll,   // [B*T, vocab]
   kLast,  // [B, vocab]: the last token of each sequence (prefill)
-  kSkip,  // no final norm, no LM head
+  kSkip,  // no final norm, no LM head; x_final keeps the residual stream leaving the last
+          // layer [B*T, hidden] (a task head reads it, backward_from_stream continues from it)
 };
 
 // What an observer sees of one layer's attention: the canonical Q and K of this pass (RoPE
@@ -132,6 +133,13 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
 // Adds d(loss)/d(parameter) * dloss into grads (same layout as model.params). Needs a forward
 // pass with Keep::kForBackward and LogitRows::kAll.
 void backward(const Model& model, Activations& acts, float* grads, double dloss = 1.0);
+
+// The layers' part of backward, for heads other than the LM head (classification): d_stream
+// [B*T, hidden] is d(loss)/d(residual stream leaving the last layer) and is consumed. Needs a
+// forward pass with Keep::kForBackward (any LogitRows). Adds into grads as backward() does;
+// dloss scales the attention-regulariser term of ext_attention_loss (when the model has it).
+void backward_from_stream(const Model& model, Activations& acts, std::vector<float> d_stream,
+                          float* grads, double dloss = 1.0);
 
 // targets for next-token prediction: targets[b, t] = tokens[b, t+1], -1 at t = T-1.
 std::vector<int32_t> next_token_targets(const std::vector<int32_t>& tokens, int64_t B,
