@@ -151,6 +151,10 @@ TEST(ConvertCheck, RefusesWhatTransformersCannotExpressNamingTheKey) {
       {R"("model_type": "diffllama", "diff_groupnorm": false)", "diff_groupnorm"},
       {R"("model_type": "diffllama", "diff_lambda_init": 0.5)", "diff_lambda_init"},
       {R"("model_type": "llama", "attention_groupnorm": true)", "attention_groupnorm"},
+      {R"("model_type": "diffllama_v2")", "model_type"},
+      {R"("model_type": "diffllama", "ext_token_enhancer": {"reduction": 2})", "ext_token_enhancer"},
+      {R"("model_type": "llama", "ext_noise_reduction": {"threshold": 0.5})", "ext_noise_reduction"},
+      {R"("model_type": "llama", "ext_flow_gate": true)", "ext_flow_gate"},
   };
   for (const auto& [keys, key] : cases) {
     test::TempDir tmp;

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -287,6 +289,12 @@ std::string write_gguf(const std::string& path, const Model& m, const std::strin
                 "in config.json is not \"llama\"); convert --to hf for transformers instead");
   if (c.attention_groupnorm)
     throw Error("config.json key \"attention_groupnorm\" is true: llama.cpp's llama has no per-head norm");
+  for (const auto& [on, key] : {std::pair{c.ext.enhancer_reduction.has_value(), "ext_token_enhancer"},
+                                std::pair{c.ext.noise_threshold.has_value(), "ext_noise_reduction"},
+                                std::pair{c.ext.flow_gate, "ext_flow_gate"}})
+    if (on)
+      throw Error(std::string("config.json key \"") + key +
+                  "\" is set: llama.cpp's llama has no such step (convert --to difftx keeps it)");
   const int64_t d = c.head_dim;
 
   std::vector<GgufTensor> tensors;

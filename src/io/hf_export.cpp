@@ -32,6 +32,11 @@ void check_expressible(const Config& c) {
   } else if (c.attention_groupnorm) {
     inexpressible("attention_groupnorm", "is true (Llama has no per-head norm)");
   }
+  // The deck's extensions add tensors and steps no Hugging Face class has (the attention-loss
+  // extension is a training objective only: the model itself converts).
+  if (c.ext.enhancer_reduction) inexpressible("ext_token_enhancer", "is set");
+  if (c.ext.noise_threshold) inexpressible("ext_noise_reduction", "is set");
+  if (c.ext.flow_gate) inexpressible("ext_flow_gate", "is true");
 }
 
 // Source row of each destination row of a q/k/v projection with n sub-heads of width d.
