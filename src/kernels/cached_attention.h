@@ -10,7 +10,8 @@
 //   O       [B*T, Pq*dv] token-major; token t of row b attends cache positions 0..pos0[b]+t.
 //
 // ncomp == 2: O = A1 V - lambda A2 V (before the head norm); ncomp == 1: O = A V.
-// Work is split over (row, head) pairs; each keeps its scores in a per-thread buffer.
+// Work is split over (row, key group) pairs: the query heads of a group share each read of a
+// cached key and value row. Each task keeps its scores in a per-thread buffer.
 #include <cstdint>
 
 #include "kernels/attention.h"
