@@ -22,7 +22,7 @@ CXXFLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-re
 COMMON=(src/core/error.cpp src/core/files.cpp src/core/cleanup.cpp)
 declare -A SOURCES=(
   [safetensors]="fuzz/fuzz_safetensors.cpp src/io/safetensors.cpp"
-  [config]="fuzz/fuzz_config.cpp src/model/config.cpp"
+  [config]="fuzz/fuzz_config.cpp src/model/config.cpp src/model/ext_config.cpp"
   [train_state]="fuzz/fuzz_train_state.cpp src/train/train_state.cpp src/train/run_settings.cpp"
   [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
   [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
