@@ -46,6 +46,21 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
 
 // ------------------------------------------------------------------ maps vs recomputation
 
+// Row i of softmax(q k^T / sqrt(d)) over keys 0..i, in double, from one map's q and k [T, d].
+std::vector<double> softmax_row(const float* q, const float* k, int64_t i, int64_t d) {
+  std::vector<double> s(static_cast<size_t>(i + 1));
+  double mx = -1e300, sum = 0;
+  for (int64_t j = 0; j <= i; ++j) {
+    double dot = 0;
+    for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[i * d + e]) * k[j * d + e];
+    s[j] = dot / std::sqrt(static_cast<double>(d));
+    mx = std::max(mx, s[j]);
+  }
+  for (auto& x : s) sum += (x = std::exp(x - mx));
+  for (auto& x : s) x /= sum;
+  return s;
+}
+
 class MapsTest : public ::testing::TestWithParam<std::string> {};
 
 // Softmax maps recomputed in double from the Q and K the forward pass used (query head h reads
@@ -97,17 +112,9 @@ TEST_P(MapsTest, EqualIndependentRecomputation) {
           const float* k = a.K.data() + (((b * Pk + g) * nc + cmp) * T) * d;
           const std::vector<float>& got = !c.is_diff() ? m.attn : cmp == 0 ? m.attn1 : m.attn2;
           for (int64_t i = 0; i < T; ++i) {
-            std::vector<double> s(static_cast<size_t>(i + 1));
-            double mx = -1e300, sum = 0;
-            for (int64_t j = 0; j <= i; ++j) {
-              double dot = 0;
-              for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[i * d + e]) * k[j * d + e];
-              s[j] = dot / std::sqrt(static_cast<double>(d));
-              mx = std::max(mx, s[j]);
-            }
-            for (auto& x : s) sum += (x = std::exp(x - mx));
+            const std::vector<double> s = softmax_row(q, k, i, d);
             for (int64_t j = 0; j < T; ++j) {
-              const double want = j <= i ? s[j] / sum : 0.0;
+              const double want = j <= i ? s[j] : 0.0;
               EXPECT_NEAR(got[(h * T + i) * T + j], want, 2e-6) << "layer " << l << " head " << h;
               eff[i * T + j] += (cmp == 0 ? 1.0 : -lambda) * want;
             }
@@ -204,18 +211,10 @@ TEST_P(MapsV2Test, EqualIndependentRecomputation) {
           const float* k = a.K.data() + ((b * Pk + g) * T) * d;
           const std::vector<float>& got = cmp == 0 ? m.attn1 : m.attn2;
           for (int64_t i = 0; i < T; ++i) {
-            std::vector<double> s(static_cast<size_t>(i + 1));
-            double mx = -1e300, sum = 0;
+            const std::vector<double> s = softmax_row(q, k, i, d);
             for (int64_t t = 0; t <= i; ++t) {
-              double dot = 0;
-              for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[i * d + e]) * k[t * d + e];
-              s[t] = dot / std::sqrt(static_cast<double>(d));
-              mx = std::max(mx, s[t]);
-            }
-            for (auto& x : s) sum += (x = std::exp(x - mx));
-            for (int64_t t = 0; t <= i; ++t) {
-              EXPECT_NEAR(got[(h * T + i) * T + t], s[t] / sum, 2e-6);
-              eff[i * T + t] += (cmp == 0 ? 1.0 : -lam[i]) * s[t] / sum;
+              EXPECT_NEAR(got[(h * T + i) * T + t], s[t], 2e-6);
+              eff[i * T + t] += (cmp == 0 ? 1.0 : -lam[i]) * s[t];
             }
           }
         }
