@@ -10,6 +10,11 @@ pkgs=(build-essential cmake pkg-config ninja-build
       clang libclang-rt-14-dev libomp-14-dev   # the ASan + UBSan build (scripts/test.sh)
       libcairo2-dev fonts-dejavu-core          # plots and heatmaps
       libxml2-utils                            # xmllint: the SVG plot test parses its output
+      lz4                                      # scripts/fetch-task-data.sh: Debian's lz4 package lists
+      libopenmpi-dev openmpi-bin               # data-parallel training (mpirun -np N difftx train)
+      libcpp-httplib-dev                       # difftx serve
+      pybind11-dev python3-dev python3-numpy python3-pytest   # the Python module and its tests
+      ccache                                   # compiler cache (scripts/build.sh uses it when present)
       chromium)  # headless browser test of difftx attention's report.html
 # PyTorch sends matrix products to libblas.so.3: OpenBLAS, not the slow reference BLAS.
 if [[ "${1:-}" == "--with-torch" ]]; then pkgs+=(python3-torch python3-numpy libopenblas0-pthread); fi
