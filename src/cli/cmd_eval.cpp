@@ -35,8 +35,13 @@ Runner add_eval(CLI::App& app) {
   app.add_option("--max-tokens", o->spec.max_tokens, "score at most N tokens (0: all)")
       ->check(integer_in(0, int64_t{1} << 50))->capture_default_str();
   add_precision(app, o->spec.precision);
+  app.add_option("--attention-logit-bits", o->spec.attention_logit_bits,
+                 "quantise every attention map's logits to N bits (2-16, dynamic absmax, "
+                 "reference kernel; 0: exact)")
+      ->check(integer_in(0, 16))->capture_default_str();
   add_threads(app, o->threads);
   return [o]() {
+    check(o->spec.attention_logit_bits != 1, "--attention-logit-bits must be 0 or in [2, 16]");
     apply_threads(o->threads);
     const auto model = load_model(o->model);
     const auto tok = load_tokenizer(o->model);
@@ -46,7 +51,9 @@ Runner add_eval(CLI::App& app) {
     const EvalResult r = evaluate_loss(*model, *data, spec, tok.get());
     std::printf("%s\n", nlohmann::json{{"loss", r.loss}, {"perplexity", r.perplexity},
                                        {"bits_per_byte", r.bits_per_byte}, {"tokens", r.tokens},
-                                       {"bytes", r.bytes}, {"seq", spec.seq}}.dump().c_str());
+                                       {"bytes", r.bytes}, {"seq", spec.seq},
+                                       {"attention_logit_bits", spec.attention_logit_bits}}
+                                       .dump().c_str());
     return 0;
   };
 }

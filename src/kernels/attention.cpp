@@ -3,11 +3,28 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+
 namespace difftx {
 
 template <class F>
+void quantize_causal_logits(F* P, int64_t T, int bits) {
+  double absmax = 0;
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j <= i; ++j) absmax = std::max(absmax, std::fabs(static_cast<double>(P[i * T + j])));
+  if (absmax == 0) return;
+  const double levels = static_cast<double>((int64_t{1} << (bits - 1)) - 1);
+  const double step = absmax / levels;
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j <= i; ++j)
+      P[i * T + j] = static_cast<F>(std::nearbyint(static_cast<double>(P[i * T + j]) / step) * step);
+}
+
+template <class F>
 void attention_forward_reference(const HeadGeometry& s, const F* Q, const F* K, const F* V,
-                                 F lambda, F* O, AttentionSaved<F>& saved) {
+                                 F lambda, F* O, AttentionSaved<F>& saved, int logit_bits) {
+  check(logit_bits == 0 || (logit_bits >= 2 && logit_bits <= 16),
+        "attention logit quantisation takes 2 to 16 bits, got ", logit_bits);
   const int64_t T = s.T, d = s.d, dv = s.dv(), rep = s.rep();
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   saved.probs.assign(static_cast<size_t>(s.B * s.Pq * s.ncomp * T * T), F(0));
@@ -22,13 +39,17 @@ void attention_forward_reference(const HeadGeometry& s, const F* Q, const F* K, 
         F* P = saved.probs.data() + s.map_index(b, h, c) * T * T;
         for (int64_t i = 0; i < T; ++i) {
           F* row = P + i * T;
-          double mx = -INFINITY;
           for (int64_t j = 0; j <= i; ++j) {
             double dot = 0.0;
             for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(q[i * d + e]) * k[j * d + e];
             row[j] = static_cast<F>(dot * scale);
-            mx = std::max(mx, static_cast<double>(row[j]));
           }
+        }
+        if (logit_bits > 0) quantize_causal_logits(P, T, logit_bits);
+        for (int64_t i = 0; i < T; ++i) {
+          F* row = P + i * T;
+          double mx = -INFINITY;
+          for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, static_cast<double>(row[j]));
           double sum = 0.0;
           for (int64_t j = 0; j <= i; ++j) sum += std::exp(row[j] - mx);
           for (int64_t j = 0; j <= i; ++j) row[j] = static_cast<F>(std::exp(row[j] - mx) / sum);
@@ -146,7 +167,8 @@ void lambda_backward(F dlambda, const F* q1, const F* k1, const F* q2, const F* 
 
 #define DIFFTX_INSTANTIATE(F)                                                                  \
   template void attention_forward_reference<F>(const HeadGeometry&, const F*, const F*, const F*,  \
-                                               F, F*, AttentionSaved<F>&);                     \
+                                               F, F*, AttentionSaved<F>&, int);              \
+  template void quantize_causal_logits<F>(F*, int64_t, int);                     \
   template F attention_backward_reference<F>(const HeadGeometry&, const F*, const F*, const F*, F, \
                                              const AttentionSaved<F>&, const F*, F*, F*, F*);  \
   template F lambda_forward<F>(const F*, const F*, const F*, const F*, int64_t, F);            \

@@ -47,9 +47,16 @@ struct AttentionSaved {
   std::vector<F> probs;  // [B, Pq, ncomp, T, T], zero above the diagonal
 };
 
+// logit_bits in [2, 16] quantises each map's logits (q.k / sqrt(d), the causal entries of one
+// sequence, head and map) before the softmax: symmetric round-to-nearest on 2^(bits-1) - 1
+// levels of that map's absmax (dynamic absmax, the paper's Fig. 8). Evaluation only: the
+// backward treats the quantised logits as exact. 0: no quantisation.
 template <class F>
 void attention_forward_reference(const HeadGeometry& dims, const F* Q, const F* K, const F* V,
-                                 F lambda, F* O, AttentionSaved<F>& saved);
+                                 F lambda, F* O, AttentionSaved<F>& saved, int logit_bits = 0);
+// The quantisation above, in place on a T x T map (row i holds keys 0..i).
+template <class F>
+void quantize_causal_logits(F* P, int64_t T, int bits);
 
 // Writes dQ, dK, dV (overwritten) and returns dL/dlambda (0 for standard attention).
 template <class F>

@@ -33,22 +33,27 @@ void append_to_cache(const LayerPass& p, int64_t l, const float* K, const float*
   }
 }
 
+// The explicit T x T maps: asked for, read by an extension, or with quantised logits.
+bool uses_reference_kernel(const LayerPass& p) {
+  return p.run.attention == AttentionKernel::kReference || p.explicit_maps ||
+         p.run.attention_logit_bits > 0;
+}
+
 void attention(const LayerPass& p, int64_t l, LayerActivations& a) {
   const HeadGeometry& g = p.geom;
   if (p.cache) append_to_cache(p, l, a.K.data(), a.V.data());
   if (p.cache && p.continues) {
     cached_attention_forward(g, p.cache->geom, a.Q.data(), p.cache->K[l].data(),
                              p.cache->V[l].data(), p.rows, p.pos0, a.lambda, a.attn_pre.data());
-  } else if (p.run.attention == AttentionKernel::kFlash && !p.explicit_maps) {
+  } else if (!uses_reference_kernel(p)) {
     flash_attention_forward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda, a.attn_pre.data(),
                             a.flash_saved);
   } else {
     attention_forward_reference(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
-                                a.attn_pre.data(), a.attn_saved);
+                                a.attn_pre.data(), a.attn_saved, p.run.attention_logit_bits);
   }
   if (p.observer) {
-    const bool maps = (p.run.attention == AttentionKernel::kReference || p.explicit_maps) &&
-                      !(p.cache && p.continues);
+    const bool maps = uses_reference_kernel(p) && !(p.cache && p.continues);
     p.observer->on_attention(
         l, AttentionView{g, a.Q.data(), a.K.data(), a.lambda,
                          maps ? a.attn_saved.probs.data() : nullptr,
@@ -189,7 +194,7 @@ void layer_backward(const LayerPass& p, int64_t l, const LayerActivations& a,
     dattn_pre = s.dpre.data();
   }
   float dlambda =
-      p.run.attention == AttentionKernel::kFlash && !p.explicit_maps
+      !uses_reference_kernel(p)
           ? flash_attention_backward(g, a.Q.data(), a.K.data(), a.V.data(), a.lambda,
                                      a.flash_saved, dattn_pre, s.dQ.data(), s.dK.data(),
                                      s.dV.data())

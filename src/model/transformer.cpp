@@ -94,6 +94,9 @@ double forward(const Model& model, const int32_t* tokens, const int32_t* targets
   resize(A.qkv, M * (c.q_width() + 2 * c.kv_width()));
 
   LayerPass lp{model, head_geometry(c, B, T), HeadMapping{c.diff_split_layout}, A.rope, opts};
+  check(opts.attention_logit_bits == 0 || (pass.keep == Keep::kNothing && !pos.continues),
+        "attention logit quantisation is for evaluation passes over whole sequences "
+        "(no training, no KV cache continuation)");
   lp.keep = pass.keep;
   lp.cache = pass.cache;
   lp.rows = pos.rows.empty() ? nullptr : pos.rows.data();

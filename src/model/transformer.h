@@ -32,6 +32,10 @@ enum class AttentionKernel {
 struct RunOptions {
   Precision precision = Precision::kFP32;
   AttentionKernel attention = AttentionKernel::kFlash;
+  // 2..16: the attention logits of every map quantised to that many bits (dynamic absmax,
+  // kernels/attention.h) in the reference kernel; evaluation passes over whole sequences
+  // only (no backward, no KV cache continuation). 0: exact.
+  int attention_logit_bits = 0;
 };
 
 enum class Keep {

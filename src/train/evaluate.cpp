@@ -60,6 +60,7 @@ EvalResult evaluate_loss(const Model& model, const TokenData& data, const EvalSp
   const int64_t T = spec.seq, n_windows = (total + T - 1) / T;
   RunOptions run;
   run.precision = spec.precision;
+  run.attention_logit_bits = spec.attention_logit_bits;
   PassOptions pass;
   pass.keep = Keep::kNothing;  // a loss needs every logit, backward nothing
   EvalResult r;

@@ -27,6 +27,7 @@ struct EvalSpec {
   int64_t max_tokens = 0; // predicted tokens scored (0: the whole stream)
   Precision precision = Precision::kFP32;
   bool split_ar_hit = false;  // also the loss on AR-Hit tokens and on the others (below)
+  int attention_logit_bits = 0;  // RunOptions::attention_logit_bits (0: exact)
 };
 
 struct EvalResult {

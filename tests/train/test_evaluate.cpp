@@ -148,5 +148,19 @@ TEST_F(Evaluate, ArHitSplitPartitionsTheScoredTokens) {
   EXPECT_NEAR(nll / static_cast<double>(count), r.ar_hit_loss, 1e-5 * r.ar_hit_loss);
 }
 
+TEST_F(Evaluate, QuantisedAttentionLogitsAreAnEvaluationOption) {
+  EvalSpec spec;
+  spec.seq = 32;
+  const double exact = evaluate_loss(*model_, *data_, spec, tok_.get()).loss;
+  spec.attention_logit_bits = 16;
+  EXPECT_NEAR(evaluate_loss(*model_, *data_, spec, tok_.get()).loss, exact, 1e-4 * exact);
+  // A pass kept for backward refuses it (the quantisation has no gradient here).
+  std::vector<int32_t> in(8, 65), tg(8, 66);
+  Activations acts;
+  RunOptions run;
+  run.attention_logit_bits = 8;
+  EXPECT_THROW(forward(*model_, in.data(), tg.data(), 1, 8, acts, run), Error);
+}
+
 }  // namespace
 }  // namespace difftx
