@@ -72,12 +72,21 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
     EXPECT_GT(run["hidden_state_top1"].get<double>(), run["hidden_state_median"].get<double>());
     EXPECT_EQ(run["steps"], spec.train.steps);
     EXPECT_TRUE(fs::exists(out / run["dir"].get<std::string>() / "measures.json"));
+    // Fig. 8's losses, one per width; 16 bits rounds the logits too little to move the loss.
+    ASSERT_EQ(run["quant"].size(), spec.quant_bits.size());
+    for (size_t i = 0; i < spec.quant_bits.size(); ++i) {
+      EXPECT_EQ(run["quant"][i]["bits"], spec.quant_bits[i]);
+      const double q = run["quant"][i]["val_loss"].get<double>(), exact = run["quant_exact_loss"];
+      EXPECT_TRUE(std::isfinite(q));
+      if (spec.quant_bits[i] == 16) EXPECT_NEAR(q, exact, 1e-3 * exact);
+    }
   }
   const std::string md = read_text(out / "report.md");
   for (const auto& arm : spec.arms) EXPECT_NE(md.find("| " + arm.name + " |"), std::string::npos);
   EXPECT_NE(md.find("paired by seed"), std::string::npos);
   EXPECT_NE(md.find("Activation outliers"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "figures" / "loss.png"));
+  EXPECT_EQ(md.find("Attention logits quantised") != std::string::npos, !spec.quant_bits.empty());
 
   // Again: every run is already measured, so nothing trains and the results are the same.
   const auto t1 = std::chrono::steady_clock::now();
@@ -88,7 +97,7 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   EXPECT_LT(second_s, first_s);
 }
 
-INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations"));
+INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations", "quant"));
 
 // SIGTERM in the middle saves the current run; the same command then finishes the experiment
 // with the results of an uninterrupted one (training resumes bit-exactly).
@@ -142,6 +151,7 @@ TEST_F(ExperimentCli, BadExperimentFilesAreOneErrorLineNamingTheKey) {
       {patched({{"seeds", {"a"}}}), "seeds"},
       {patched({{"train", {{"steps", 0}}}}), "train.steps"},
       {patched({{"baseline", "gpt"}}), "baseline"},
+      {patched({{"quant_bits", {8, 1}}}), "quant_bits"},
       {patched({{"arms", dup_arms}}), "arms[1].name"},
       {patched({{"arms", bad_name}}), "arms[0].name"},
       {patched({{"arms", bad_preset}}), "huge-diff"},

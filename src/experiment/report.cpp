@@ -40,6 +40,11 @@ std::string fmt(double x, int digits = 4) {
   std::snprintf(buf, sizeof buf, "%.*f", digits, x);
   return buf;
 }
+std::string with_sign(double x, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%+.*f", digits, x);
+  return buf;
+}
 std::string pm(const Spread& s, int digits = 4) {
   return s.n > 1 ? fmt(s.mean, digits) + " ± " + fmt(s.sd, digits) : fmt(s.mean, digits);
 }
@@ -88,6 +93,69 @@ double best_rate(const ExperimentResults& r, const std::string& arm) {
     if (loss < best_loss) best = lr, best_loss = loss;
   }
   return best;
+}
+// The verdict on a paired difference: `lower` when its 95% interval lies below 0, `higher`
+// when above, else inconclusive.
+const char* verdict_of(const Spread& d, const char* lower, const char* higher) {
+  return d.n < 2 ? "one seed: no interval"
+         : d.mean + d.half95 < 0 ? lower
+         : d.mean - d.half95 > 0 ? higher
+                                 : "inconclusive";
+}
+// Fig. 8: validation loss with quantised attention logits, per arm and width, and the
+// loss increase of each arm against the baseline's, paired by seed.
+double quantised_loss(const RunMeasures& m, int bits) {
+  for (const RunMeasures::Quantised& q : m.quant)
+    if (q.bits == bits) return q.loss;
+  throw Error(m.dir + ": no loss measured at " + std::to_string(bits) + " bits; delete its measures.json to measure again");
+}
+void write_quantisation(std::ostringstream& md, const ExperimentResults& r,
+                        const std::map<std::string, double>& best) {
+  const ExperimentSpec& s = r.spec;
+  md << "\n## Attention logits quantised (the paper's Fig. 8; each arm at its best rate)\n\n"
+     << "Validation loss (nats per token) over the first "
+     << (s.quant_tokens > 0 ? s.quant_tokens : s.eval_tokens)
+     << " validation tokens with every attention map's logits (q.k / sqrt(d), one sequence, "
+        "head and map at a time) rounded to 2^(bits-1) - 1 levels of that map's largest "
+        "|logit| (dynamic absmax, post-training, reference kernel), mean ± sd over seeds; in "
+        "brackets the increase over the same model's exact loss.\n\n| arm | exact |";
+  for (int b : s.quant_bits) md << " " << b << " bits |";
+  md << "\n|---|---|";
+  for (size_t i = 0; i < s.quant_bits.size(); ++i) md << "---|";
+  md << "\n";
+  for (const ExperimentArm& a : s.arms) {
+    const auto runs = runs_of(r, a.name, best.at(a.name));
+    md << "| " << a.name << " | " << pm(spread_of(values(runs, &RunMeasures::quant_exact_loss))) << " |";
+    for (int b : s.quant_bits) {
+      std::vector<double> loss, rise;
+      for (const RunMeasures* m : runs) {
+        loss.push_back(quantised_loss(*m, b));
+        rise.push_back(quantised_loss(*m, b) - m->quant_exact_loss);
+      }
+      md << " " << pm(spread_of(loss)) << " (" << with_sign(spread_of(rise).mean) << ") |";
+    }
+    md << "\n";
+  }
+  md << "\nThe increase of each arm minus the baseline's (paired by seed; negative: the arm "
+        "degrades less):\n\n| arm | bits | difference of increases | 95% interval | verdict |\n"
+        "|---|---|---|---|---|\n";
+  const auto base = runs_of(r, s.baseline, best.at(s.baseline));
+  for (const ExperimentArm& a : s.arms) {
+    if (a.name == s.baseline) continue;
+    for (int b : s.quant_bits) {
+      std::vector<double> diff;
+      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
+        for (const RunMeasures* o : base)
+          if (m->seed == o->seed)
+            diff.push_back((quantised_loss(*m, b) - m->quant_exact_loss) -
+                           (quantised_loss(*o, b) - o->quant_exact_loss));
+      if (diff.empty()) continue;
+      const Spread d = spread_of(diff);
+      md << "| " << a.name << " | " << b << " | " << fmt(d.mean) << " | "
+         << (d.n > 1 ? "[" + fmt(d.mean - d.half95) + ", " + fmt(d.mean + d.half95) + "]" : "-")
+         << " | " << verdict_of(d, "degrades less", "degrades more") << " |\n";
+    }
+  }
 }
 }  // namespace
 
@@ -172,10 +240,7 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
           }
       if (diff.empty()) continue;
       const Spread d = spread_of(diff), b = spread_of(base);
-      const char* verdict = d.n < 2 ? "one seed: no interval"
-                            : d.mean + d.half95 < 0 ? "better (lower)"
-                            : d.mean - d.half95 > 0 ? "worse (higher)"
-                                                    : "inconclusive";
+      const char* verdict = verdict_of(d, "better (lower)", "worse (higher)");
       md << "| " << a.name << " | " << mi.name << " | " << fmt(d.mean) << " | "
          << (d.n > 1 ? "[" + fmt(d.mean - d.half95) + ", " + fmt(d.mean + d.half95) + "]" : "-")
          << " | " << fmt(100.0 * d.mean / b.mean, 2) << "% | " << verdict << " |\n";
@@ -202,7 +267,9 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
     }
   }
 
-  if (s.lrs.size() > 1) {
+  if (!s.quant_bits.empty()) write_quantisation(md, r, best);
+
+if (s.lrs.size() > 1) {
     md << "\n## Learning-rate sweep (mean validation loss over seeds)\n\n| arm |";
     for (double lr : s.lrs) md << " " << rate(lr) << " |";
     md << "\n|---|";

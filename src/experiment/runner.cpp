@@ -116,9 +116,26 @@ void measure_outliers(const Model& model, const TokenData& val, const Experiment
   m.logit_median = mean(med_l);
   m.hidden_median = mean(med_h);
 }
+
+// Fig. 8: the validation loss with every attention map's logits quantised, at each width of
+// quant_bits, and the exact loss over the same tokens.
+void measure_quantised(const Model& model, const TokenData& val, const Tokenizer& tok,
+                       const ExperimentSpec& spec, RunMeasures& m) {
+  EvalSpec es;
+  es.seq = spec.train.seq;
+  es.batch = spec.train.batch;
+  es.max_tokens = spec.quant_tokens > 0 ? spec.quant_tokens : spec.eval_tokens;
+  m.quant_exact_loss = evaluate_loss(model, val, es, &tok).loss;
+  for (int bits : spec.quant_bits) {
+    es.attention_logit_bits = bits;
+    m.quant.push_back({bits, evaluate_loss(model, val, es, &tok).loss});
+  }
+}
 }  // namespace
 
 json measures_to_json(const RunMeasures& m) {
+  json quant = json::array();
+  for (const RunMeasures::Quantised& q : m.quant) quant.push_back({{"bits", q.bits}, {"val_loss", q.loss}});
   return {{"arm", m.arm},
           {"lr", m.lr},
           {"seed", m.seed},
@@ -137,6 +154,8 @@ json measures_to_json(const RunMeasures& m) {
           {"attention_logit_median", m.logit_median},
           {"hidden_state_top1", m.hidden_top1},
           {"hidden_state_median", m.hidden_median},
+          {"quant_exact_loss", m.quant_exact_loss},
+          {"quant", quant},
           {"wall_s", m.wall_s}};
 }
 
@@ -163,6 +182,11 @@ RunMeasures measures_from_json(const json& j, const std::string& where) {
     m.hidden_top1 = j.at("hidden_state_top1").get<double>();
     m.hidden_median = j.at("hidden_state_median").get<double>();
     m.wall_s = j.at("wall_s").get<double>();
+    if (j.contains("quant")) {  // records of experiments without quant_bits may lack it
+      m.quant_exact_loss = j.at("quant_exact_loss").get<double>();
+      for (const json& q : j.at("quant"))
+        m.quant.push_back({q.at("bits").get<int>(), q.at("val_loss").get<double>()});
+    }
     return m;
   } catch (const json::exception& e) {
     throw Error(where + ": not a measures record (" + e.what() + "); delete it to measure again");
@@ -220,6 +244,7 @@ ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOpt
         m.other_loss = e.other_loss;
         m.ar_hit_share = static_cast<double>(e.ar_hit_tokens) / static_cast<double>(e.tokens);
         if (spec.outlier_windows > 0) measure_outliers(*model, *val, spec, m);
+        if (!spec.quant_bits.empty()) measure_quantised(*model, *val, *tok, spec, m);
         m.wall_s = seconds_since(run_t0);
         write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
         res.runs.push_back(m);

@@ -31,6 +31,14 @@ struct RunMeasures {
   // median |attention logit| (q.k / sqrt(d), every causal pair, head and map) and |hidden
   // state| (the residual stream leaving every layer). 0 when not measured.
   double logit_top1 = 0, logit_median = 0, hidden_top1 = 0, hidden_median = 0;
+  // The validation loss with the attention logits quantised (Fig. 8), per width of quant_bits,
+  // over quant_tokens tokens; quant_exact_loss is the unquantised loss over the same tokens.
+  struct Quantised {
+    int bits = 0;
+    double loss = 0;
+  };
+  std::vector<Quantised> quant;
+  double quant_exact_loss = 0;
 };
 
 struct ExperimentOptions {

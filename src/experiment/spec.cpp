@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "experiment/ablations.inc.h"
 #include "experiment/lm.inc.h"
+#include "experiment/quant.inc.h"
 #include "model/presets.h"
 
 namespace difftx {
@@ -134,6 +135,14 @@ ExperimentSpec parse_experiment(const std::string& json_text, const std::string&
   }
   s.eval_tokens = top.integer_or("eval_tokens", 0, 0, int64_t{1} << 40);
   s.outlier_windows = top.integer_or("outlier_windows", 0, 0, 1 << 16);
+  if (top.has("quant_bits")) {
+    for (const json& v : top.array("quant_bits")) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 2 || v.get<int64_t>() > 16)
+        top.fail("quant_bits", "must hold integers in [2, 16] (bits of the attention logits)");
+      s.quant_bits.push_back(v.get<int>());
+    }
+  }
+  s.quant_tokens = top.integer_or("quant_tokens", 0, 0, int64_t{1} << 40);
 
   const json& arms = top.array("arms");
   for (size_t i = 0; i < arms.size(); ++i) {
@@ -184,6 +193,7 @@ const std::vector<std::pair<std::string, std::string>>& builtin_experiments() {
   static const std::vector<std::pair<std::string, std::string>> all = {
       {"lm", kExperiment_lm},
       {"ablations", kExperiment_ablations},
+      {"quant", kExperiment_quant},
   };
   return all;
 }

@@ -34,6 +34,9 @@ struct ExperimentSpec {
   int64_t eval_tokens = 0;       // validation tokens scored at the end (0: all)
   int64_t outlier_windows = 0;   // validation windows of seq tokens for the activation
                                  // outliers of Table 5 (0: not measured)
+  std::vector<int> quant_bits;   // widths of the quantised attention logits (Fig. 8) at which
+                                 // the validation loss is measured again (empty: none)
+  int64_t quant_tokens = 0;      // validation tokens scored at each width (0: eval_tokens)
   std::vector<ExperimentArm> arms;
   std::string baseline;          // the arm every other is compared with
   std::vector<PaperFigure> paper;
