@@ -157,6 +157,35 @@ TEST_F(TasksCli, ResumeAfterSigkillEqualsUninterruptedRun) {
   EXPECT_EQ(la, lb);
 }
 
+// SIGTERM (or Ctrl-C) saves the state after the current step and exits 128 + the signal; the
+// resume ends with the weights of an uninterrupted run.
+TEST_F(TasksCli, SigtermSavesAndResumesToTheUninterruptedWeights) {
+  const std::string a = path("ta"), b = path("tb");
+  ASSERT_EQ(train_classifier(a, "tiny-diff", {"--save-every", "40"}, "40").status, 0);
+  std::vector<std::string> args{"classify", "train", "--data", data("spam3.train.jsonl"),
+                                "--out", b, "--preset", "tiny-diff", "--seq", "48", "--steps",
+                                "40", "--batch", "4", "--lr", "3e-3", "--seed", "1",
+                                "--save-every", "40", "--log-every", "1", "--threads", "1"};
+  Child c = spawn_difftx(args, dir_, {}, 0, 300);
+  for (int i = 0; i < 3000; ++i) {
+    std::error_code ec;
+    if (fs::exists(fs::path(b) / "metrics.jsonl", ec) &&
+        line_count(read_text(fs::path(b) / "metrics.jsonl")) >= 5)
+      break;
+    ::usleep(5000);
+  }
+  ::kill(c.pid, SIGTERM);
+  const RunResult stopped = wait_difftx(c);
+  ASSERT_TRUE(stopped.exited) << report(stopped);
+  if (stopped.status == 0) GTEST_SKIP() << "the run finished before the signal";
+  EXPECT_EQ(stopped.status, 128 + SIGTERM) << report(stopped);
+  EXPECT_NE(stopped.err.find("interrupted by SIGTERM"), std::string::npos) << stopped.err;
+  const RunResult rest = run({"classify", "train", "--out", b, "--resume"});
+  ASSERT_EQ(rest.status, 0) << report(rest);
+  for (const char* f : {"classifier.safetensors", "model.safetensors"})
+    EXPECT_EQ(read_bytes(fs::path(a) / f), read_bytes(fs::path(b) / f)) << f;
+}
+
 TEST_F(TasksCli, SummarizeTrainEvalRun) {
   const std::string out = path("sum");
   const RunResult t = run({"summarize", "train", "--data", data("debian-synopsis.train.jsonl"),

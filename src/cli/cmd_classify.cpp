@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/stop_signals.h"
 #include "cli/task_flags.h"
 #include "core/error.h"
 #include "tasks/classify.h"
@@ -64,9 +65,12 @@ void add_train(CLI::App& parent, Runner& runner, CLI::App*& sub) {
       req.balanced = o->weights == "balanced";
     }
     apply_threads(o->threads);
-    const TaskRunResult r =
-        classify_train(req, task_progress(o->log_every));
+    StopSignals signals;
+    TaskRunObserver obs = task_progress(o->log_every);
+    obs.stop = signals.flag();
+    const TaskRunResult r = classify_train(req, obs);
     std::fprintf(stderr, "\n");
+    if (r.interrupted) return signals.report_stop(r.steps, req.out);
     std::printf("%s\n", nlohmann::json{{"out", req.out}, {"steps", r.steps},
                                        {"best_step", r.best_step}, {"best_val_macro_f1", r.has_validation ? nlohmann::json(r.best_score) : nlohmann::json()},
                                        {"stopped_early", r.stopped_early}}.dump().c_str());

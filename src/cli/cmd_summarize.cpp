@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/stop_signals.h"
 #include "cli/task_flags.h"
 #include "core/error.h"
 #include "tasks/summarize.h"
@@ -67,8 +68,12 @@ void add_train(CLI::App& parent, Runner& runner, CLI::App*& sub) {
       check(!req.data.empty(), "--data is required for a new run (or give --resume)");
     }
     apply_threads(o->threads);
-    const TaskRunResult r = summarize_train(req, task_progress(o->log_every));
+    StopSignals signals;
+    TaskRunObserver obs = task_progress(o->log_every);
+    obs.stop = signals.flag();
+    const TaskRunResult r = summarize_train(req, obs);
     std::fprintf(stderr, "\n");
+    if (r.interrupted) return signals.report_stop(r.steps, req.out);
     std::printf("%s\n", nlohmann::json{{"out", req.out}, {"steps", r.steps},
                                        {"best_step", r.best_step}, {"best_val_loss", r.has_validation ? nlohmann::json(-r.best_score) : nlohmann::json()},
                                        {"stopped_early", r.stopped_early}}.dump().c_str());

@@ -163,13 +163,7 @@ Runner add_train(CLI::App& app) {
     if (run.skipped_steps() > 0)
       std::fprintf(stderr, "%lld steps were skipped for non-finite values\n",
                    static_cast<long long>(run.skipped_steps()));
-    if (!finished) {
-      const int sig = signals.signal();
-      std::fprintf(stderr, "interrupted by %s: saved step %lld in %s; continue with --resume\n",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(run.step()),
-                   req.dir.c_str());
-      return 128 + (sig == SIGTERM ? SIGTERM : SIGINT);
-    }
+    if (!finished) return signals.report_stop(run.step(), req.dir);
     std::printf("trained %s to step %lld\n", req.dir.c_str(), static_cast<long long>(run.step()));
     return 0;
   };

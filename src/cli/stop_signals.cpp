@@ -1,5 +1,7 @@
 #include "cli/stop_signals.h"
 
+#include <cstdio>
+
 namespace difftx::cli {
 namespace {
 std::atomic<bool> g_stop{false};
@@ -27,5 +29,12 @@ StopSignals::~StopSignals() {
 
 const std::atomic<bool>* StopSignals::flag() const { return &g_stop; }
 int StopSignals::signal() const { return g_stop_signal.load(); }
+
+int StopSignals::report_stop(long long step, const std::string& dir) const {
+  const int sig = signal() == SIGTERM ? SIGTERM : SIGINT;
+  std::fprintf(stderr, "interrupted by %s: saved step %lld in %s; continue with --resume\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT", step, dir.c_str());
+  return 128 + sig;
+}
 
 }  // namespace difftx::cli

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <string>
 
 namespace difftx::cli {
 
@@ -15,6 +16,9 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
   const std::atomic<bool>* flag() const;
   int signal() const;  // the signal that set the flag (0: none)
+  // After a run stopped by the flag: says on stderr which signal stopped it, the step saved in
+  // dir and how to continue; returns the exit status, 128 + the signal.
+  int report_stop(long long step, const std::string& dir) const;
 
  private:
   struct sigaction old_int_ {}, old_term_ {};

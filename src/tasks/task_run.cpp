@@ -241,7 +241,14 @@ TaskRunResult TaskRun::train(const TaskRunObserver& obs) {
     if (obs.on_eval) obs.on_eval(step_, v, improved);
     if (opts_.patience > 0 && bad_evals_ >= opts_.patience) stopped_ = true;
   };
+  const auto asked_to_stop = [&] { return obs.stop && obs.stop->load(); };
   while (step_ < opts_.steps && !stopped_) {
+    if (asked_to_stop()) {
+      save_state();
+      TaskRunResult r{step_, best_step_, best_score_, stopped_, model_.has_validation()};
+      r.interrupted = true;
+      return r;
+    }
     const auto t0 = std::chrono::steady_clock::now();
     for (const ParamGroup& g : groups_) std::fill(g.grads, g.grads + g.layout->total, 0.f);
     const auto batch = batch_of(opts_.seed, step_, opts_.batch, model_.train_examples());

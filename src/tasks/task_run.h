@@ -76,6 +76,9 @@ struct TaskRunObserver {
   std::function<void(int64_t step, int64_t steps)> on_start;  // where training starts and ends
   std::function<void(const StepRecord&)> on_step;
   std::function<void(int64_t step, const TaskModel::Validation&, bool improved)> on_eval;
+  // Set (by a signal): the run saves its state after the current step and returns with
+  // interrupted; a resume continues it exactly.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct TaskRunResult {
@@ -83,6 +86,7 @@ struct TaskRunResult {
   double best_score = 0;
   bool stopped_early = false;
   bool has_validation = false;  // best_score is meaningful
+  bool interrupted = false;     // the observer's stop flag ended it before its last step
 };
 
 class TaskRun {
