@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "core/error.h"
+#include "experiment/needle.h"
 #include "experiment/report.h"
 #include "experiment/spec.h"
 
@@ -65,13 +67,24 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   }();
   const difftx::ExperimentSpec spec = difftx::parse_experiment(text, "t", true, "c");
   ASSERT_EQ(res["runs"].size(), spec.arms.size() * spec.lrs.size() * spec.seeds.size());
+  const bool needle = spec.kind == difftx::ExperimentKind::kNeedle;
   for (const json& run : res["runs"]) {
+    EXPECT_EQ(run["steps"], spec.train.steps);
+    EXPECT_TRUE(fs::exists(out / run["dir"].get<std::string>() / "measures.json"));
+    if (needle) {  // every test example scored once, in its (N, depth bin) cell
+      int64_t total = 0;
+      for (const json& c : run["needle"]) {
+        EXPECT_LE(c["correct"].get<int64_t>(), c["total"].get<int64_t>());
+        total += c["total"].get<int64_t>();
+      }
+      EXPECT_EQ(total, static_cast<int64_t>(spec.needle.needles.size()) * spec.needle.depth_bins *
+                           spec.needle.test_per_cell);
+      continue;
+    }
     EXPECT_TRUE(std::isfinite(run["val_bits_per_byte"].get<double>()));
     EXPECT_GT(run["ar_hit_share"].get<double>(), 0.0);
     EXPECT_GT(run["attention_logit_top1"].get<double>(), run["attention_logit_median"].get<double>());
     EXPECT_GT(run["hidden_state_top1"].get<double>(), run["hidden_state_median"].get<double>());
-    EXPECT_EQ(run["steps"], spec.train.steps);
-    EXPECT_TRUE(fs::exists(out / run["dir"].get<std::string>() / "measures.json"));
     // Fig. 8's losses, one per width; 16 bits rounds the logits too little to move the loss.
     ASSERT_EQ(run["quant"].size(), spec.quant_bits.size());
     for (size_t i = 0; i < spec.quant_bits.size(); ++i) {
@@ -84,7 +97,8 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   const std::string md = read_text(out / "report.md");
   for (const auto& arm : spec.arms) EXPECT_NE(md.find("| " + arm.name + " |"), std::string::npos);
   EXPECT_NE(md.find("paired by seed"), std::string::npos);
-  EXPECT_NE(md.find("Activation outliers"), std::string::npos);
+  EXPECT_EQ(md.find("Activation outliers") != std::string::npos, spec.outlier_windows > 0);
+  EXPECT_EQ(md.find("Accuracy by number of needles") != std::string::npos, needle);
   EXPECT_TRUE(fs::exists(out / "figures" / "loss.png"));
   EXPECT_EQ(md.find("Attention logits quantised") != std::string::npos, !spec.quant_bits.empty());
 
@@ -97,7 +111,7 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   EXPECT_LT(second_s, first_s);
 }
 
-INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations", "quant"));
+INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations", "quant", "needle"));
 
 // SIGTERM in the middle saves the current run; the same command then finishes the experiment
 // with the results of an uninterrupted one (training resumes bit-exactly).
@@ -152,6 +166,9 @@ TEST_F(ExperimentCli, BadExperimentFilesAreOneErrorLineNamingTheKey) {
       {patched({{"train", {{"steps", 0}}}}), "train.steps"},
       {patched({{"baseline", "gpt"}}), "baseline"},
       {patched({{"quant_bits", {8, 1}}}), "quant_bits"},
+      {patched({{"kind", "vision"}}), "kind"},
+      {patched({{"kind", "needle"}}), "needle"},
+      {patched({{"kind", "needle"}, {"needle", {{"filler", "x"}, {"context_bytes", 256}, {"needles", {0}}, {"train_examples", 5}}}}), "needle.needles"},
       {patched({{"arms", dup_arms}}), "arms[1].name"},
       {patched({{"arms", bad_name}}), "arms[0].name"},
       {patched({{"arms", bad_preset}}), "huge-diff"},
@@ -175,6 +192,53 @@ TEST(ExperimentStats, SpreadOfHandComputedValues) {
   EXPECT_NEAR(s.sd, std::sqrt(14.0 / 3.0), 1e-12);  // deviations -2 -1 0 3
   EXPECT_NEAR(s.half95, 3.182 * std::sqrt(14.0 / 3.0) / 2.0, 1e-9);
   EXPECT_EQ(difftx::spread_of({5.0}).half95, 0.0);
+}
+
+// The needle data: the document holds exactly N needles with N distinct cities, the queried one
+// (named in the question, answered by the summary) at a depth within its bin; the same spec
+// gives the same examples; the test split fills every (N, bin) cell.
+TEST(NeedleData, DocumentsHoldTheirNeedlesAtTheirDepth) {
+  std::string filler;
+  for (int i = 0; i < 4000; ++i) filler += "word" + std::to_string(i % 97) + " ";
+  difftx::NeedleSpec spec;
+  spec.context_bytes = 400;
+  spec.needles = {1, 3, 6};
+  spec.depth_bins = 4;
+  spec.train_examples = 50;
+  spec.test_per_cell = 2;
+  const auto train = difftx::needle_examples(spec, filler, 0);
+  ASSERT_EQ(train.size(), 50u);
+  EXPECT_EQ(train[7].document, difftx::needle_examples(spec, filler, 0)[7].document);
+  const auto test = difftx::needle_examples(spec, filler, 2);
+  ASSERT_EQ(test.size(), 3u * 4u * 2u);
+  for (const auto& e : test) {
+    size_t count = 0;
+    for (size_t at = e.document.find("The magic number of "); at != std::string::npos;
+         at = e.document.find("The magic number of ", at + 1)) ++count;
+    EXPECT_EQ(count, static_cast<size_t>(e.needles));
+    const size_t q = e.document.find("\nQuestion: What is the magic number of ");
+    ASSERT_NE(q, std::string::npos);
+    const std::string city = e.document.substr(q + 39, e.document.size() - q - 40);
+    const std::string needle = " The magic number of " + city + " is " + e.answer + ". ";
+    const size_t at = e.document.find(needle);
+    ASSERT_NE(at, std::string::npos) << e.document;
+    EXPECT_EQ(e.document.find(" The magic number of " + city + " is", at + 1), std::string::npos);
+    EXPECT_EQ(e.answer.size(), 4u);
+    // Depth: the queried needle's offset in the haystack without the needles before it.
+    int64_t before = 0;
+    for (size_t n = e.document.find(" The magic number of "); n < at;
+         n = e.document.find(" The magic number of ", n + 1))
+      before += static_cast<int64_t>(e.document.find(". ", n) + 2 - n);
+    int64_t needle_bytes = 0;
+    for (size_t n = e.document.find(" The magic number of "); n != std::string::npos && n < q;
+         n = e.document.find(" The magic number of ", n + 1))
+      needle_bytes += static_cast<int64_t>(e.document.find(". ", n) + 2 - n);
+    const double L = static_cast<double>(spec.context_bytes - needle_bytes);
+    const double depth = static_cast<double>(static_cast<int64_t>(at) - before) / L;
+    EXPECT_GE(depth, e.depth_bin / 4.0 - 1e-9);
+    EXPECT_LE(depth, (e.depth_bin + 1) / 4.0 + 1e-9);
+  }
+  EXPECT_THROW(difftx::needle_examples(spec, "too short", 0), difftx::Error);
 }
 
 }  // namespace

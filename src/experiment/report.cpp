@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -157,79 +158,29 @@ void write_quantisation(std::ostringstream& md, const ExperimentResults& r,
     }
   }
 }
-}  // namespace
-
-void write_experiment_report(const ExperimentResults& r, const std::string& out_dir,
-                             const std::string& command) {
+// The language-model tables: every metric per arm, the paired differences against the
+// baseline, and the activation outliers.
+void write_language_model_results(std::ostringstream& md, const ExperimentResults& r,
+                                  const std::map<std::string, double>& best) {
   const ExperimentSpec& s = r.spec;
-  std::ostringstream md;
-  md << "# Experiment `" << s.name << "` (version " << s.version << "): " << s.title << "\n\n";
-  if (!s.question.empty()) md << s.question << "\n\n";
-  if (!r.complete) md << "**Incomplete:** some runs have not finished; run the same command again to resume.\n\n";
-
-  double total_wall = 0;
-  for (const RunMeasures& m : r.runs) total_wall += m.wall_s;
-  md << "## How it was run\n\n"
-     << "- Command: `" << command << "`\n"
-     << "- Experiment file: " << s.source << "\n"
-     << "- difftx commit " << kDifftxCommit << ", on " << cpu_model() << " ("
-     << std::thread::hardware_concurrency() << " hardware threads)\n"
-     << "- Wall time: " << fmt(total_wall / 60.0, 1) << " min of training and measuring in all ("
-     << r.runs.size() << " runs)\n\n";
-
-  md << "## Protocol (fixed before running)\n\n"
-     << "- Data: train `" << s.train_data << "`, validation `" << s.val_data << "`, tokenizer `"
-     << s.tokenizer << "`.\n"
-     << "- Budget per run, the same for every arm: " << s.train.steps << " steps of "
-     << s.train.batch << " x " << s.train.seq << " tokens (" << s.train.steps * s.train.batch * s.train.seq
-     << " tokens), AdamW, cosine schedule, warm-up " << (s.train.warmup < 0 ? "5%" : std::to_string(s.train.warmup) + " steps")
-     << ", weight decay " << s.train.weight_decay << ", gradient clip " << s.train.grad_clip << ".\n"
-     << "- Learning rates:";
-  for (double lr : s.lrs) md << " " << rate(lr);
-  md << " for every arm; each arm is reported at the rate with its lowest mean validation loss.\n"
-     << "- Seeds:";
-  for (uint64_t seed : s.seeds) md << " " << seed;
-  md << ". A seed fixes the data order (the same windows in the same order for every arm) and "
-        "the initial weights, drawn per tensor from (seed, tensor name): every tensor two arms "
-        "share starts identical (paired initialisation).\n"
-     << "- Measured at the end on the first " << (s.eval_tokens > 0 ? std::to_string(s.eval_tokens) : "all")
-     << " validation tokens in consecutive windows of " << s.train.seq << ". AR-Hit: a predicted token "
-        "whose bigram (previous token, token) already occurred earlier in the same window (the "
-        "paper's Table 6, after Zoology); its loss and the loss of the other tokens are reported apart.\n"
-     << "- Differences are paired by seed (arm minus `" << s.baseline << "`, same seed), with a "
-        "95% t-interval over seeds. Verdict: *better* / *worse* when the interval excludes 0, else "
-        "*inconclusive*.\n\n";
-
-  md << "## Arms\n\n| arm | model_type | preset | overrides | parameters | without embedding |\n|---|---|---|---|---|---|\n";
-  for (const ExperimentArm& a : s.arms) {
-    const auto runs = runs_of(r, a.name, s.lrs.front());
-    const Config c = arm_config(a, 257, s.source);
-    md << "| " << a.name << " | " << model_type_name(c.model_type) << " | " << a.preset << " | `"
-       << (a.config.empty() ? "-" : a.config.dump()) << "` | "
-       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.total)) << " | "
-       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.non_embedding())) << " |\n";
-  }
-
   md << "\n## Results (each arm at its best learning rate; mean ± sd over seeds)\n\n| arm | lr | seeds |";
   for (const MetricInfo& mi : kMetrics) md << " " << mi.name << " |";
   md << " tokens/s |\n|---|---|---|";
   for (size_t i = 0; i <= std::size(kMetrics); ++i) md << "---|";
   md << "\n";
-  std::map<std::string, double> best;
   for (const ExperimentArm& a : s.arms) {
-    best[a.name] = best_rate(r, a.name);
-    const auto runs = runs_of(r, a.name, best[a.name]);
-    md << "| " << a.name << " | " << rate(best[a.name]) << " | " << runs.size() << " |";
+    const auto runs = runs_of(r, a.name, best.at(a.name));
+    md << "| " << a.name << " | " << rate(best.at(a.name)) << " | " << runs.size() << " |";
     for (const MetricInfo& mi : kMetrics) md << " " << pm(spread_of(values(runs, mi.field))) << " |";
     md << " " << fmt(spread_of(values(runs, &RunMeasures::train_tokens_per_s)).mean, 0) << " |\n";
   }
 
   md << "\n## Against the baseline `" << s.baseline << "` (paired by seed)\n\n"
      << "| arm | metric | mean difference | 95% interval | relative | verdict |\n|---|---|---|---|---|---|\n";
-  const auto base_runs = runs_of(r, s.baseline, best[s.baseline]);
+  const auto base_runs = runs_of(r, s.baseline, best.at(s.baseline));
   for (const ExperimentArm& a : s.arms) {
     if (a.name == s.baseline) continue;
-    const auto runs = runs_of(r, a.name, best[a.name]);
+    const auto runs = runs_of(r, a.name, best.at(a.name));
     for (const MetricInfo& mi : kMetrics) {
       std::vector<double> diff, base;
       for (const RunMeasures* m : runs)
@@ -256,7 +207,7 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
        << "| arm | logit top-1 | logit median | top-1 / median | hidden top-1 | hidden median | top-1 / median |\n"
        << "|---|---|---|---|---|---|---|\n";
     for (const ExperimentArm& a : s.arms) {
-      const auto runs = runs_of(r, a.name, best[a.name]);
+      const auto runs = runs_of(r, a.name, best.at(a.name));
       const Spread lt = spread_of(values(runs, &RunMeasures::logit_top1));
       const Spread lm = spread_of(values(runs, &RunMeasures::logit_median));
       const Spread ht = spread_of(values(runs, &RunMeasures::hidden_top1));
@@ -266,10 +217,157 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
          << fmt(ht.mean / hm.mean, 1) << " |\n";
     }
   }
+}
 
+// needle: the task's protocol, and accuracy by number of needles and by depth.
+void write_needle_protocol(std::ostringstream& md, const ExperimentSpec& s) {
+  const NeedleSpec& n = s.needle;
+  md << "- Task (the paper's section 3.4): a haystack of " << n.context_bytes << " bytes cut "
+     << "from `" << n.filler << "` holds N needles \"The magic number of CITY is NUMBER.\" "
+        "(N distinct cities, four-digit numbers); the question asks for one city's number "
+        "(R = 1; the paper asks for R = 2 of them when N >= 2). The queried needle sits at a "
+        "depth drawn within one of " << n.depth_bins << " equal bins of the haystack, the "
+        "others anywhere. Tokenizer `" << s.tokenizer << "`.\n"
+     << "- Data (seed " << n.data_seed << ", the same for every arm and seed, under `data/`): "
+     << n.train_examples << " training and " << n.val_examples << " validation examples with N "
+        "drawn from {";
+  for (size_t i = 0; i < n.needles.size(); ++i) md << (i ? ", " : "") << n.needles[i];
+  md << "} and the depth at random; " << n.test_per_cell << " test examples per (N, depth bin). "
+        "Training haystacks come from the first 90% of the filler, validation and test ones "
+        "from the last 10%.\n"
+     << "- Training: decoder-only question answering (document, \"\\nAnswer: \", the number; the "
+        "loss only on the answer), from scratch; no early stopping, the weights with the lowest "
+        "validation answer loss are kept. Scored by exact match of the greedy answer.\n";
+}
+
+void write_needle_results(std::ostringstream& md, const ExperimentResults& r,
+                          const std::map<std::string, double>& best) {
+  const ExperimentSpec& s = r.spec;
+  // Accuracy of one run over the cells that pass `keep`.
+  const auto accuracy = [](const RunMeasures& m, const auto& keep) {
+    int64_t correct = 0, total = 0;
+    for (const RunMeasures::NeedleCell& c : m.needle)
+      if (keep(c)) correct += c.correct, total += c.total;
+    return total > 0 ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
+  };
+  struct Column {
+    std::string name;
+    std::function<bool(const RunMeasures::NeedleCell&)> keep;
+  };
+  std::vector<Column> by_n{{"all", [](const auto&) { return true; }}};
+  for (int N : s.needle.needles)
+    by_n.push_back({"N=" + std::to_string(N), [N](const auto& c) { return c.needles == N; }});
+  std::vector<Column> by_depth;
+  for (int b = 0; b < s.needle.depth_bins; ++b)
+    by_depth.push_back({fmt(100.0 * b / s.needle.depth_bins, 0) + "-" +
+                            fmt(100.0 * (b + 1) / s.needle.depth_bins, 0) + "%",
+                        [b](const auto& c) { return c.depth_bin == b; }});
+  const auto table = [&](const std::string& title, const std::vector<Column>& cols) {
+    md << "\n## " << title << "\n\n| arm | lr |";
+    for (const Column& c : cols) md << " " << c.name << " |";
+    md << "\n|---|---|";
+    for (size_t i = 0; i < cols.size(); ++i) md << "---|";
+    md << "\n";
+    for (const ExperimentArm& a : s.arms) {
+      const auto runs = runs_of(r, a.name, best.at(a.name));
+      md << "| " << a.name << " | " << rate(best.at(a.name)) << " |";
+      for (const Column& c : cols) {
+        std::vector<double> v;
+        for (const RunMeasures* m : runs) v.push_back(accuracy(*m, c.keep));
+        md << " " << pm(spread_of(v), 3) << " |";
+      }
+      md << "\n";
+    }
+  };
+  table("Accuracy by number of needles (each arm at its best learning rate; mean ± sd over seeds)", by_n);
+  table("Accuracy by depth of the queried needle (0%: the start of the haystack, farthest from the question)", by_depth);
+
+  md << "\n## Against the baseline `" << s.baseline << "` (accuracy, paired by seed)\n\n"
+     << "| arm | needles | mean difference | 95% interval | verdict |\n|---|---|---|---|---|\n";
+  const auto base = runs_of(r, s.baseline, best.at(s.baseline));
+  for (const ExperimentArm& a : s.arms) {
+    if (a.name == s.baseline) continue;
+    for (const Column& c : by_n) {
+      std::vector<double> diff;
+      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
+        for (const RunMeasures* o : base)
+          if (m->seed == o->seed) diff.push_back(accuracy(*m, c.keep) - accuracy(*o, c.keep));
+      if (diff.empty()) continue;
+      const Spread d = spread_of(diff);
+      md << "| " << a.name << " | " << c.name << " | " << fmt(d.mean, 3) << " | "
+         << (d.n > 1 ? "[" + fmt(d.mean - d.half95, 3) + ", " + fmt(d.mean + d.half95, 3) + "]" : "-")
+         << " | " << verdict_of(d, "worse (lower)", "better (higher)") << " |\n";
+    }
+  }
+  md << "\nSteps to 90% accuracy are not measured (validation scores the answer loss, not "
+        "accuracy); the loss curves below show the training.\n";
+}
+
+}  // namespace
+
+void write_experiment_report(const ExperimentResults& r, const std::string& out_dir,
+                             const std::string& command) {
+  const ExperimentSpec& s = r.spec;
+  std::ostringstream md;
+  md << "# Experiment `" << s.name << "` (version " << s.version << "): " << s.title << "\n\n";
+  if (!s.question.empty()) md << s.question << "\n\n";
+  if (!r.complete) md << "**Incomplete:** some runs have not finished; run the same command again to resume.\n\n";
+
+  double total_wall = 0;
+  for (const RunMeasures& m : r.runs) total_wall += m.wall_s;
+  md << "## How it was run\n\n"
+     << "- Command: `" << command << "`\n"
+     << "- Experiment file: " << s.source << "\n"
+     << "- difftx commit " << kDifftxCommit << ", on " << cpu_model() << " ("
+     << std::thread::hardware_concurrency() << " hardware threads)\n"
+     << "- Wall time: " << fmt(total_wall / 60.0, 1) << " min of training and measuring in all ("
+     << r.runs.size() << " runs)\n\n";
+
+  const bool needle = s.kind == ExperimentKind::kNeedle;
+  md << "## Protocol (fixed before running)\n\n";
+  if (needle) write_needle_protocol(md, s);
+  else
+    md << "- Data: train `" << s.train_data << "`, validation `" << s.val_data << "`, tokenizer `"
+       << s.tokenizer << "`.\n";
+  md << "- Budget per run, the same for every arm: " << s.train.steps << " steps of "
+     << s.train.batch << (needle ? " examples" : " x " + std::to_string(s.train.seq) + " tokens (" +
+                          std::to_string(s.train.steps * s.train.batch * s.train.seq) + " tokens)")
+     << ", AdamW, cosine schedule, warm-up " << (s.train.warmup < 0 ? "5%" : std::to_string(s.train.warmup) + " steps")
+     << ", weight decay " << s.train.weight_decay << ", gradient clip " << s.train.grad_clip << ".\n"
+     << "- Learning rates:";
+  for (double lr : s.lrs) md << " " << rate(lr);
+  md << " for every arm; each arm is reported at the rate with its lowest mean validation loss.\n"
+     << "- Seeds:";
+  for (uint64_t seed : s.seeds) md << " " << seed;
+  md << ". A seed fixes the data order (the same windows in the same order for every arm) and "
+        "the initial weights, drawn per tensor from (seed, tensor name): every tensor two arms "
+        "share starts identical (paired initialisation).\n";
+  if (!needle)
+    md << "- Measured at the end on the first " << (s.eval_tokens > 0 ? std::to_string(s.eval_tokens) : "all")
+     << " validation tokens in consecutive windows of " << s.train.seq << ". AR-Hit: a predicted token "
+        "whose bigram (previous token, token) already occurred earlier in the same window (the "
+        "paper's Table 6, after Zoology); its loss and the loss of the other tokens are reported apart.\n";
+  md << "- Differences are paired by seed (arm minus `" << s.baseline << "`, same seed), with a "
+        "95% t-interval over seeds. Verdict: *better* / *worse* when the interval excludes 0, else "
+        "*inconclusive*.\n\n";
+
+  md << "## Arms\n\n| arm | model_type | preset | overrides | parameters | without embedding |\n|---|---|---|---|---|---|\n";
+  for (const ExperimentArm& a : s.arms) {
+    const auto runs = runs_of(r, a.name, s.lrs.front());
+    const Config c = arm_config(a, 257, s.source);
+    md << "| " << a.name << " | " << model_type_name(c.model_type) << " | " << a.preset << " | `"
+       << (a.config.empty() ? "-" : a.config.dump()) << "` | "
+       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.total)) << " | "
+       << (runs.empty() ? std::string("-") : std::to_string(runs[0]->params.non_embedding())) << " |\n";
+  }
+
+  std::map<std::string, double> best;
+  for (const ExperimentArm& a : s.arms) best[a.name] = best_rate(r, a.name);
+  if (needle) write_needle_results(md, r, best);
+  else write_language_model_results(md, r, best);
   if (!s.quant_bits.empty()) write_quantisation(md, r, best);
 
-if (s.lrs.size() > 1) {
+  if (s.lrs.size() > 1) {
     md << "\n## Learning-rate sweep (mean validation loss over seeds)\n\n| arm |";
     for (double lr : s.lrs) md << " " << rate(lr) << " |";
     md << "\n|---|";

@@ -8,6 +8,7 @@
 #include "analysis/attention_stats.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "experiment/needle.h"
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
 #include "train/dataset.h"
@@ -70,7 +71,9 @@ bool train_run(const ExperimentSpec& spec, const ExperimentArm& arm, double lr, 
   return run.train(obs, o.stop);
 }
 
-RunMeasures measure_run(const std::string& dir) {
+}  // namespace
+
+RunMeasures measures_of_training(const std::string& dir) {
   RunMeasures m;
   const auto model = load_model(dir);
   const auto tok = load_tokenizer(dir);
@@ -88,6 +91,8 @@ RunMeasures measure_run(const std::string& dir) {
   m.train_tokens_per_s = tps / static_cast<double>(tail);
   return m;
 }
+
+namespace {
 // Table 5's magnitudes on windows spread evenly over the validation text, one window a pass.
 void measure_outliers(const Model& model, const TokenData& val, const ExperimentSpec& spec,
                       RunMeasures& m) {
@@ -136,6 +141,10 @@ void measure_quantised(const Model& model, const TokenData& val, const Tokenizer
 json measures_to_json(const RunMeasures& m) {
   json quant = json::array();
   for (const RunMeasures::Quantised& q : m.quant) quant.push_back({{"bits", q.bits}, {"val_loss", q.loss}});
+  json needle = json::array();
+  for (const RunMeasures::NeedleCell& c : m.needle)
+    needle.push_back({{"needles", c.needles}, {"depth_bin", c.depth_bin}, {"correct", c.correct},
+                      {"total", c.total}});
   return {{"arm", m.arm},
           {"lr", m.lr},
           {"seed", m.seed},
@@ -156,6 +165,7 @@ json measures_to_json(const RunMeasures& m) {
           {"hidden_state_median", m.hidden_median},
           {"quant_exact_loss", m.quant_exact_loss},
           {"quant", quant},
+          {"needle", needle},
           {"wall_s", m.wall_s}};
 }
 
@@ -187,6 +197,10 @@ RunMeasures measures_from_json(const json& j, const std::string& where) {
       for (const json& q : j.at("quant"))
         m.quant.push_back({q.at("bits").get<int>(), q.at("val_loss").get<double>()});
     }
+    if (j.contains("needle"))
+      for (const json& c : j.at("needle"))
+        m.needle.push_back({c.at("needles").get<int>(), c.at("depth_bin").get<int>(),
+                            c.at("correct").get<int64_t>(), c.at("total").get<int64_t>()});
     return m;
   } catch (const json::exception& e) {
     throw Error(where + ": not a measures record (" + e.what() + "); delete it to measure again");
@@ -200,6 +214,9 @@ ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOpt
   fs::create_directories(o.out_dir);
   const auto tok = make_tokenizer(spec.tokenizer);
   std::unique_ptr<TokenData> val;  // opened once, for every run's measures
+  const std::vector<NeedleExample> needle_test =
+      spec.kind == ExperimentKind::kNeedle ? prepare_needle_data(spec.needle, o.out_dir)
+                                           : std::vector<NeedleExample>();
   const auto write_results = [&] {
     json runs = json::array();
     for (const RunMeasures& m : res.runs) runs.push_back(measures_to_json(m));
@@ -220,16 +237,35 @@ ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOpt
           continue;
         }
         const auto run_t0 = std::chrono::steady_clock::now();
-        if (!train_run(spec, arm, lr, seed, dir, o)) {
+        RunMeasures m;
+        const bool finished = spec.kind == ExperimentKind::kNeedle
+                                  ? needle_run(spec, arm, lr, seed, dir, o, needle_test, m)
+                                  : train_run(spec, arm, lr, seed, dir, o);
+        if (!finished) {
           write_results();
           res.wall_s = seconds_since(t0);
           return res;  // stopped: the run saved its state and resumes next time
         }
-        RunMeasures m = measure_run(dir);
+        if (spec.kind == ExperimentKind::kLanguageModel) m = measures_of_training(dir);
         m.arm = arm.name;
         m.lr = lr;
         m.seed = seed;
         m.dir = fs::relative(dir, o.out_dir).string();
+        if (spec.kind == ExperimentKind::kNeedle) {
+          int64_t correct = 0, total = 0;
+          for (const RunMeasures::NeedleCell& c : m.needle) correct += c.correct, total += c.total;
+          m.wall_s = seconds_since(run_t0);
+          write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
+          res.runs.push_back(m);
+          write_results();
+          if (o.progress) {
+            char line[256];
+            std::snprintf(line, sizeof line, "%s: %lld/%lld answers right (%.0f s)", dir.c_str(),
+                          static_cast<long long>(correct), static_cast<long long>(total), m.wall_s);
+            o.progress(line);
+          }
+          continue;
+        }
         if (!val) val = TokenData::open(spec.val_data, *tok, o.cache_dir);
         const auto model = load_model(dir);
         EvalSpec es;

@@ -39,6 +39,13 @@ struct RunMeasures {
   };
   std::vector<Quantised> quant;
   double quant_exact_loss = 0;
+  // needle experiments: exact-match answers per (needles, depth bin) of the test set; val_loss
+  // is then the loss of the validation answers.
+  struct NeedleCell {
+    int needles = 0, depth_bin = 0;
+    int64_t correct = 0, total = 0;
+  };
+  std::vector<NeedleCell> needle;
 };
 
 struct ExperimentOptions {
@@ -59,6 +66,9 @@ struct ExperimentResults {
 ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOptions& options);
 
 nlohmann::json measures_to_json(const RunMeasures& m);
+// What a finished run's directory tells: its parameter counts, steps, the mean training loss
+// and tokens/s over the last 10% of its logged steps.
+RunMeasures measures_of_training(const std::string& dir);
 RunMeasures measures_from_json(const nlohmann::json& j, const std::string& where);
 
 }  // namespace difftx

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "experiment/ablations.inc.h"
 #include "experiment/lm.inc.h"
+#include "experiment/needle.inc.h"
 #include "experiment/quant.inc.h"
 #include "model/presets.h"
 
@@ -105,10 +106,32 @@ ExperimentSpec parse_experiment(const std::string& json_text, const std::string&
   s.version = top.integer("version", 1, 1000000);
   s.title = top.string("title");
   s.question = top.string_or("question", "");
-  const Fields data(top.at("data"), where, "data");
-  s.train_data = with_cache(data.string("train"), cache);
-  s.val_data = with_cache(data.string("val"), cache);
-  s.tokenizer = data.string_or("tokenizer", "byte");
+  const std::string kind = top.string_or("kind", "lm");
+  if (kind == "needle") {
+    s.kind = ExperimentKind::kNeedle;
+    const Fields n(top.at("needle"), where, "needle");
+    NeedleSpec& ns = s.needle;
+    ns.filler = with_cache(n.string("filler"), cache);
+    ns.context_bytes = n.integer("context_bytes", 64, 1 << 20);
+    for (const json& v : n.array("needles")) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 48)
+        n.fail("needles", "must hold integers in [1, 48] (needles per document)");
+      ns.needles.push_back(v.get<int>());
+    }
+    ns.depth_bins = static_cast<int>(n.integer_or("depth_bins", 5, 1, 100));
+    ns.train_examples = n.integer("train_examples", 1, int64_t{1} << 30);
+    ns.val_examples = n.integer_or("val_examples", 200, 1, int64_t{1} << 30);
+    ns.test_per_cell = n.integer_or("test_per_cell", 40, 1, int64_t{1} << 20);
+    ns.data_seed = static_cast<uint64_t>(n.integer_or("data_seed", 1, 0, int64_t{1} << 62));
+    if (top.has("data")) s.tokenizer = Fields(top.at("data"), where, "data").string_or("tokenizer", "byte");
+  } else if (kind == "lm") {
+    const Fields data(top.at("data"), where, "data");
+    s.train_data = with_cache(data.string("train"), cache);
+    s.val_data = with_cache(data.string("val"), cache);
+    s.tokenizer = data.string_or("tokenizer", "byte");
+  } else {
+    top.fail("kind", "must be \"lm\" or \"needle\", got \"" + kind + "\"");
+  }
 
   const Fields tr(top.at("train"), where, "train");
   TrainOptions& t = s.train;
@@ -194,6 +217,7 @@ const std::vector<std::pair<std::string, std::string>>& builtin_experiments() {
       {"lm", kExperiment_lm},
       {"ablations", kExperiment_ablations},
       {"quant", kExperiment_quant},
+      {"needle", kExperiment_needle},
   };
   return all;
 }

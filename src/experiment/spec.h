@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiment/needle.h"
 #include "model/config.h"
 #include "train/trainer.h"
 
@@ -24,7 +25,14 @@ struct PaperFigure {
   std::string claim, paper, where;  // what the paper says, its figure, and where (table/figure)
 };
 
+enum class ExperimentKind {
+  kLanguageModel,  // arms trained on text, measured by validation loss (lm, ablations, quant)
+  kNeedle,         // arms trained on multi-needle retrieval, measured by accuracy (needle.h)
+};
+
 struct ExperimentSpec {
+  ExperimentKind kind = ExperimentKind::kLanguageModel;
+  NeedleSpec needle;             // kNeedle: the task's data
   std::string name, title, question;
   int64_t version = 1;
   std::string train_data, val_data, tokenizer = "byte";
