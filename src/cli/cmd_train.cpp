@@ -155,6 +155,14 @@ namespace {
 // One rank's part of the run: rank 0 builds the run (creating the directory) before the other
 // ranks read it; then all must agree on what they train before the first step.
 int train_ranks(const RunRequest& req, const dist::Comm& comm) {
+  // The flags first, before rank 0 creates anything.
+  std::string asked = settings_to_json(req.settings).dump() + req.dir + req.config_path + req.preset +
+                      (req.resume ? "resume" : "new");
+  for (const auto& g : req.given) asked += "," + g;
+  const auto flags = comm.gather_all(dist::fnv1a(asked.data(), asked.size()));
+  for (int r = 1; r < comm.size(); ++r)
+    check(flags[static_cast<size_t>(r)] == flags[0], "rank ", r,
+          " was started with other flags than rank 0; start every rank with the same flags");
   std::unique_ptr<TrainRun> built;
   comm.together([&] { if (comm.root()) built = std::make_unique<TrainRun>(req); });
   comm.together([&] { if (!comm.root()) built = std::make_unique<TrainRun>(req); });
