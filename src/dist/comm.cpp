@@ -7,6 +7,7 @@
 #include "core/error.h"
 
 #ifdef DIFFTX_HAVE_MPI
+#define OMPI_SKIP_MPICXX 1  // the C API only: no deprecated C++ bindings
 #include <mpi.h>
 #endif
 
