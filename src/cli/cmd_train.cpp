@@ -212,10 +212,12 @@ int train_and_report(TrainRun& run, const RunRequest& req, const dist::Comm& com
                      tty ? "\n" : "", static_cast<long long>(r.step));
       if (tty) {
         const int width = 30, done = static_cast<int>(width * r.step / steps);
-        std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ",
+        std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s%s  ETA %s   ",
                      std::string(done, '#').c_str(), std::string(width - done, '.').c_str(),
                      static_cast<long long>(r.step), static_cast<long long>(steps), r.loss,
-                     r.tokens_per_s, format_duration(eta).c_str());
+                     r.tokens_per_s,
+                     comm.size() > 1 ? (" on " + std::to_string(comm.size()) + " ranks").c_str() : "",
+                     format_duration(eta).c_str());
       } else if (r.step % log_every == 0 || r.step == steps) {
         std::fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e grad_norm %.3f %.0f tok/s ETA %s%s\n",
                      static_cast<long long>(r.step), static_cast<long long>(steps), r.loss, r.lr,
