@@ -7,11 +7,15 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
+
+#include <omp.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/stop_signals.h"
 #include "core/error.h"
+#include "dist/comm.h"
 #include "train/run.h"
 
 namespace difftx::cli {
@@ -38,6 +42,22 @@ std::string field_of_flag(std::string flag) {
   for (char& c : flag)
     if (c == '-') c = '_';
   return flag;
+}
+
+int train_ranks(const RunRequest& req, const dist::Comm& comm);
+int train_and_report(TrainRun& run, const RunRequest& req, const dist::Comm& comm);
+
+// Trains; with several ranks, an error on this rank ends the job (the others may be waiting
+// in a collective for this one), after saying which rank failed.
+bool train_or_abort(TrainRun& run, const RunObserver& obs, const StopSignals& signals,
+                    const dist::Comm& comm) {
+  if (comm.size() == 1) return run.train(obs, signals.flag());
+  try {
+    return run.train(obs, signals.flag());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "difftx: error: rank %d: %s\n", comm.rank(), user_message(e).c_str());
+    comm.abort(2);
+  }
 }
 }  // namespace
 
@@ -115,9 +135,54 @@ Runner add_train(CLI::App& app) {
       check(!req.config_path.empty() || !req.preset.empty(),
             "give --config FILE.json or --preset NAME for a new run");
     }
-    apply_threads(o->threads);
+    const dist::Comm& comm = dist::world();
+    // Ranks x threads = cores by default (mpirun starts the ranks of a host on its cores).
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    apply_threads(o->threads > 0 || comm.size() == 1
+                      ? o->threads
+                      : std::max(1, static_cast<int>(cores) / comm.local_size()));
+    req.comm = &comm;
+    try {
+      return train_ranks(req, comm);
+    } catch (const Error&) {
+      if (!comm.root()) return 2;  // every rank failed alike; rank 0 alone says why
+      throw;
+    }
+  };
+}
 
-    TrainRun run(req);
+namespace {
+// One rank's part of the run: rank 0 builds the run (creating the directory) before the other
+// ranks read it; then all must agree on what they train before the first step.
+int train_ranks(const RunRequest& req, const dist::Comm& comm) {
+  // The flags first, before rank 0 creates anything.
+  std::string asked = settings_to_json(req.settings).dump() + req.dir + req.config_path + req.preset +
+                      (req.resume ? "resume" : "new");
+  for (const auto& g : req.given) asked += "," + g;
+  const auto flags = comm.gather_all(dist::fnv1a(asked.data(), asked.size()));
+  for (int r = 1; r < comm.size(); ++r)
+    check(flags[static_cast<size_t>(r)] == flags[0], "rank ", r,
+          " was started with other flags than rank 0; start every rank with the same flags");
+  std::unique_ptr<TrainRun> built;
+  comm.together([&] { if (comm.root()) built = std::make_unique<TrainRun>(req); });
+  comm.together([&] { if (!comm.root()) built = std::make_unique<TrainRun>(req); });
+  TrainRun& run = *built;
+  const auto prints = comm.gather_all(run.fingerprint());
+  for (int r = 1; r < comm.size(); ++r)
+    check(prints[static_cast<size_t>(r)] == prints[0], "rank ", r,
+          " disagrees with rank 0 on the options, data, model or checkpoint of ", req.dir,
+          "; start every rank with the same flags and the same data");
+  if (!comm.root()) {  // rank 0 reports; a stop signal is honoured by all ranks at one step
+    StopSignals signals;
+    train_or_abort(run, {}, signals, comm);
+    return signals.signal() ? 128 + signals.signal() : 0;
+  }
+  return train_and_report(run, req, comm);
+}
+
+// Rank 0's (or the only process's) part: the progress display and the final report.
+int train_and_report(TrainRun& run, const RunRequest& req, const dist::Comm& comm) {
+  {
     release_warnings();  // set-up is over: from here on, warnings show when they happen
     const RunSettings& rs = run.settings();
     const int64_t steps = rs.train.steps, log_every = rs.train.log_every;
@@ -129,11 +194,14 @@ Runner add_train(CLI::App& app) {
                   req.dir.c_str(), static_cast<long long>(first), static_cast<long long>(steps));
       return 0;
     }
-    std::fprintf(stderr, "training %s (%zu parameters) on %lld tokens%s, steps %lld..%lld\n",
+    std::fprintf(stderr, "training %s (%zu parameters) on %lld tokens%s, steps %lld..%lld%s\n",
                  model_type_name(run.model().config.model_type),
                  run.model().layout.num_parameters(), static_cast<long long>(run.train_tokens()),
                  run.val_tokens() ? (" (validation " + std::to_string(run.val_tokens()) + ")").c_str() : "",
-                 static_cast<long long>(first + 1), static_cast<long long>(steps));
+                 static_cast<long long>(first + 1), static_cast<long long>(steps),
+                 comm.size() > 1 ? (", " + std::to_string(comm.size()) + " ranks x " +
+                                    std::to_string(omp_get_max_threads()) + " threads").c_str()
+                                 : "");
     StopSignals signals;
     RunObserver obs;
     obs.on_step = [&](const StepRecord& r) {
@@ -144,21 +212,26 @@ Runner add_train(CLI::App& app) {
                      tty ? "\n" : "", static_cast<long long>(r.step));
       if (tty) {
         const int width = 30, done = static_cast<int>(width * r.step / steps);
-        std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ",
+        std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s%s  ETA %s   ",
                      std::string(done, '#').c_str(), std::string(width - done, '.').c_str(),
                      static_cast<long long>(r.step), static_cast<long long>(steps), r.loss,
-                     r.tokens_per_s, format_duration(eta).c_str());
+                     r.tokens_per_s,
+                     comm.size() > 1 ? (" on " + std::to_string(comm.size()) + " ranks").c_str() : "",
+                     format_duration(eta).c_str());
       } else if (r.step % log_every == 0 || r.step == steps) {
-        std::fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e grad_norm %.3f %.0f tok/s ETA %s\n",
+        std::fprintf(stderr, "step %lld/%lld loss %.4f lr %.2e grad_norm %.3f %.0f tok/s ETA %s%s\n",
                      static_cast<long long>(r.step), static_cast<long long>(steps), r.loss, r.lr,
-                     r.grad_norm, r.tokens_per_s, format_duration(eta).c_str());
+                     r.grad_norm, r.tokens_per_s, format_duration(eta).c_str(),
+                     comm.size() > 1 ? (" (" + std::to_string(comm.size()) + " ranks, all-reduce " +
+                                        std::to_string(static_cast<int>(r.allreduce_s * 1e3)) + " ms)").c_str()
+                                     : "");
       }
     };
     obs.on_eval = [&](const EvalRecord& r) {
       std::fprintf(stderr, "%sstep %lld: validation loss %.4f\n", tty ? "\n" : "",
                    static_cast<long long>(r.step), r.val_loss);
     };
-    const bool finished = run.train(obs, signals.flag());
+    const bool finished = train_or_abort(run, obs, signals, comm);
     if (tty) std::fprintf(stderr, "\n");
     if (run.skipped_steps() > 0)
       std::fprintf(stderr, "%lld steps were skipped for non-finite values\n",
@@ -166,7 +239,8 @@ Runner add_train(CLI::App& app) {
     if (!finished) return signals.report_stop(run.step(), req.dir);
     std::printf("trained %s to step %lld\n", req.dir.c_str(), static_cast<long long>(run.step()));
     return 0;
-  };
+  }
 }
+}  // namespace
 
 }  // namespace difftx::cli

@@ -21,6 +21,7 @@ struct StepRecord {
   int64_t step = 0;  // 1-based count of completed steps
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0;
   bool skipped = false;  // non-finite loss or gradient: no update
+  double allreduce_s = 0;  // time in the gradient all-reduce (data parallel; not in the file)
 };
 
 struct EvalRecord {

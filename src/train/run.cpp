@@ -67,7 +67,8 @@ MonitorRecord measure_attention(const Model& model, const std::vector<int32_t>& 
   return r;
 }
 
-TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
+TrainRun::TrainRun(const RunRequest& request)
+    : dir_(request.dir), writer_(!request.comm || request.comm->root()) {
   check(!dir_.empty(), "no run directory given");
   RunSettings want = request.settings;
   want.data = absolute_path(want.data);
@@ -81,7 +82,7 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
     check(fs::is_directory(dir_, ec), "cannot resume ", dir_, ": no such run directory");
     check(fs::exists(state_path, ec), "cannot resume ", dir_, ": it holds no checkpoint ",
           kTrainStateFile);
-    lock_ = std::make_unique<DirLock>(dir_);
+    if (writer_) lock_ = std::make_unique<DirLock>(dir_);
     state = std::make_unique<SafetensorsFile>(SafetensorsFile::read(state_path));
     const auto it = state->metadata().find(kTrainStateKey);
     check(it != state->metadata().end(), state_path, " is not a difftx training state");
@@ -104,8 +105,9 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
     validate(settings_);
     check(!request.config_path.empty() || !request.preset.empty(),
           "a new run needs a model: a config.json or a preset name");
-    check(!fs::exists(dir_, ec) || (fs::is_directory(dir_, ec) && fs::is_empty(dir_, ec)), dir_,
-          " already exists and is not empty; resume it or choose a new run directory");
+    if (writer_)
+      check(!fs::exists(dir_, ec) || (fs::is_directory(dir_, ec) && fs::is_empty(dir_, ec)), dir_,
+            " already exists and is not empty; resume it or choose a new run directory");
     tok_ = make_tokenizer(settings_.tokenizer);
     const Config c = requested_config(request, tok_->vocab_size());
     check_vocabulary(c, *tok_);
@@ -117,14 +119,14 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
   train_data_ = TokenData::open(settings_.data, *tok_, cache_dir);
   if (!settings_.val.empty()) val_data_ = TokenData::open(settings_.val, *tok_, cache_dir);
   trainer_ = std::make_unique<Trainer>(*model_, *train_data_, val_data_.get(), settings_.train,
-                                       settings_to_json(settings_), dir_);
+                                       settings_to_json(settings_), dir_, request.comm);
   if (request.resume) {
     trainer_->resume(*state, meta, state_path);
     state.reset();
     // Store at once what this resume changed (e.g. more steps), so that a later plain resume
     // continues the extended run even if this one dies before its next checkpoint.
-    if (settings_to_json(settings_) != meta.options) trainer_->save();
-  } else {
+    if (writer_ && settings_to_json(settings_) != meta.options) trainer_->save();
+  } else if (writer_) {
     // The directory appears complete and resumable from step 0, already locked.
     StagedDirectory staged(dir_);
     lock_ = std::make_unique<DirLock>(staged.path());
@@ -133,6 +135,7 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
     trainer_->save_to(staged.path());
     staged.commit();
   }
+  if (!writer_) return;
   metrics_ = std::make_unique<MetricsLog>(dir_, request.resume ? trainer_->step() : -1);
   // Attention monitoring looks at one fixed window (of the validation data when given).
   if (settings_.attn_stats_every > 0) {
@@ -145,8 +148,19 @@ TrainRun::TrainRun(const RunRequest& request) : dir_(request.dir) {
 
 TrainRun::~TrainRun() = default;
 
+uint64_t TrainRun::fingerprint() const {
+  const std::string text = settings_to_json(settings_).dump() + config_text(model_->config);
+  uint64_t h = dist::fnv1a(text.data(), text.size());
+  for (const TokenData* d : {train_data_.get(), val_data_.get()})
+    if (d) h = dist::fnv1a(d->data(), static_cast<size_t>(d->size()) * sizeof(uint32_t), h);
+  const int64_t s = step();
+  h = dist::fnv1a(&s, sizeof s, h);
+  return h ^ dist::checksum(model_->params.data(), model_->layout.total);
+}
+
 bool TrainRun::train(const RunObserver& obs, const std::atomic<bool>* stop) {
   TrainObserver t;
+  if (!writer_) return trainer_->run(t, stop);  // rank 0 records and reports
   t.on_step = [&](const StepRecord& r) {
     metrics_->write(r);
     if (settings_.attn_stats_every > 0 && r.step % settings_.attn_stats_every == 0)

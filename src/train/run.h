@@ -28,6 +28,9 @@ struct RunRequest {
   std::string config_path;     // model of a new run: a config.json, or
   std::string preset;          // a preset name; on resume either must match the stored config
   std::string cache_dir;       // token caches
+  // Data parallel: null or rank 0 owns the directory (creates, locks, writes); other ranks
+  // build the same model and data from it without writing (rank 0 must have built first).
+  const dist::Comm* comm = nullptr;
 };
 
 // What the run reports while it trains; any may be empty. Records are already in
@@ -54,10 +57,14 @@ class TrainRun {
   int64_t val_tokens() const { return val_data_ ? val_data_->size() : 0; }
   int64_t step() const { return trainer_->step(); }
   int64_t skipped_steps() const { return trainer_->skipped_steps(); }
+  // Fingerprint of everything the ranks of one job must share: the settings, the model config,
+  // the training and validation ids, the step and the weights.
+  uint64_t fingerprint() const;
 
  private:
   void monitor(int64_t step);
   std::string dir_;
+  bool writer_ = true;  // this process owns the directory
   RunSettings settings_;
   std::unique_ptr<DirLock> lock_;
   std::unique_ptr<Model> model_;

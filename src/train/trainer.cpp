@@ -18,6 +18,11 @@ namespace fs = std::filesystem;
 
 namespace difftx {
 namespace {
+const dist::Comm& single_process() {
+  static const dist::Comm one;
+  return one;
+}
+
 double global_norm(const float* g, size_t n) {
   double ss = 0;
 #pragma omp parallel for simd reduction(+ : ss) schedule(static)
@@ -27,10 +32,15 @@ double global_norm(const float* g, size_t n) {
 }  // namespace
 
 Trainer::Trainer(Model& model, const TokenData& train, const TokenData* val,
-                 const TrainOptions& opts, nlohmann::json stored_options, std::string model_dir)
+                 const TrainOptions& opts, nlohmann::json stored_options, std::string model_dir,
+                 const dist::Comm* comm)
     : model_(model), train_(train), val_(val), opts_(opts),
       stored_options_(std::move(stored_options)), dir_(std::move(model_dir)),
-      opt_(model.layout, AdamWConfig{0.9, 0.95, 1e-8, opts.weight_decay, false}) {
+      opt_(model.layout, AdamWConfig{0.9, 0.95, 1e-8, opts.weight_decay, false}),
+      comm_(comm ? comm : &single_process()) {
+  check_field(opts_.batch % comm_->size() == 0, "batch", " (", opts_.batch,
+              ") is the global batch and must divide evenly over the ", comm_->size(),
+              " ranks; use a multiple of ", comm_->size());
   if (opts_.warmup < 0) opts_.warmup = opts_.steps / 20;
   check_field(train_.size() >= opts_.seq + 1, "seq", " + 1 = ", opts_.seq + 1,
               " tokens make one window, more than the training data's ", train_.size(),
@@ -73,6 +83,16 @@ void Trainer::resume(const SafetensorsFile& f, const TrainStateMeta& meta, const
   opt_.set_steps(meta.adam_steps);
 }
 
+void Trainer::check_same_weights() const {
+  if (comm_->size() == 1) return;
+  const auto sums = comm_->gather_all(dist::checksum(model_.params.data(), model_.layout.total));
+  for (int r = 1; r < comm_->size(); ++r)
+    check(sums[static_cast<size_t>(r)] == sums[0], "the weights of rank ", r,
+          " diverged from rank 0's at step ", step_,
+          " (checksums differ); the ranks' arithmetic is not identical, resume from the last "
+          "checkpoint");
+}
+
 double Trainer::evaluate() const {
   if (!val_) return NAN;
   EvalSpec spec;
@@ -86,16 +106,20 @@ double Trainer::evaluate() const {
 bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
   using Clock = std::chrono::steady_clock;
   const int64_t B = opts_.batch, T = opts_.seq;
+  const int64_t ranks = comm_->size(), local_B = B / ranks, first_row = comm_->rank() * local_B;
   const LrSchedule sched{opts_.lr, opts_.warmup, opts_.steps, opts_.min_lr_ratio, opts_.cosine};
   AlignedFloats grads(model_.layout.total);
   Activations acts;
   RunOptions run;
   run.precision = opts_.precision;
-  std::vector<int32_t> windows, inputs(static_cast<size_t>(B * T)), targets(inputs.size());
+  std::vector<int32_t> windows, inputs(static_cast<size_t>(local_B * T)), targets(inputs.size());
   int64_t bad_in_a_row = 0;
   while (step_ < opts_.steps) {
-    if (stop && stop->load()) {
-      save();
+    // Stopping is decided together, so that no rank waits in a collective for one that left.
+    double stopping = stop && stop->load() ? 1 : 0;
+    comm_->sum(&stopping, 1);
+    if (stopping > 0) {
+      if (comm_->root()) save();
       if (obs.on_save) obs.on_save(step_, dir_);
       return false;
     }
@@ -104,15 +128,21 @@ bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
     double loss = 0;
     for (int64_t micro = 0; micro < opts_.accum; ++micro) {
       train_.sample_windows(opts_.seed, step_ * opts_.accum + micro, B, T, windows);
-      for (int64_t b = 0; b < B; ++b)
+      // This rank's rows of the global batch (all of it with one rank).
+      for (int64_t b = 0; b < local_B; ++b)
         for (int64_t t = 0; t < T; ++t) {
-          inputs[b * T + t] = windows[b * (T + 1) + t];
-          targets[b * T + t] = windows[b * (T + 1) + t + 1];
+          inputs[b * T + t] = windows[(first_row + b) * (T + 1) + t];
+          targets[b * T + t] = windows[(first_row + b) * (T + 1) + t + 1];
         }
-      loss += forward(model_, inputs.data(), targets.data(), B, T, acts, run) /
-              static_cast<double>(opts_.accum);
-      backward(model_, acts, grads.data(), 1.0 / static_cast<double>(opts_.accum));
+      // Every rank scores local_B * T tokens: the global mean is the mean of the ranks' means.
+      loss += forward(model_, inputs.data(), targets.data(), local_B, T, acts, run) /
+              static_cast<double>(opts_.accum * ranks);
+      backward(model_, acts, grads.data(), 1.0 / static_cast<double>(opts_.accum * ranks));
     }
+    const auto t_reduce = Clock::now();
+    comm_->sum(grads.data(), model_.layout.total);
+    comm_->sum(&loss, 1);
+    const double reduce_s = std::chrono::duration<double>(Clock::now() - t_reduce).count();
     const double norm = global_norm(grads.data(), model_.layout.total);
     const double lr = sched.at(step_);
     const bool finite = std::isfinite(loss) && std::isfinite(norm);
@@ -134,14 +164,17 @@ bool Trainer::run(const TrainObserver& obs, const std::atomic<bool>* stop) {
                     "); lower the learning rate or continue from an earlier checkpoint");
     }
     ++step_;
+    const bool saving = (opts_.save_every > 0 && step_ % opts_.save_every == 0) || step_ == opts_.steps;
+    if (saving || step_ % kChecksumEvery == 0) check_same_weights();
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     if (obs.on_step)  // every step: metrics.jsonl keeps them all; the CLI thins its printing
-      obs.on_step({step_, loss, lr, norm, static_cast<double>(B * T * opts_.accum) / secs, !finite});
-    if (val_ && opts_.eval_every > 0 && (step_ % opts_.eval_every == 0 || step_ == opts_.steps) &&
+      obs.on_step({step_, loss, lr, norm, static_cast<double>(B * T * opts_.accum) / secs, !finite,
+                   reduce_s});
+    if (comm_->root() && val_ && opts_.eval_every > 0 && (step_ % opts_.eval_every == 0 || step_ == opts_.steps) &&
         obs.on_eval)
       obs.on_eval({step_, evaluate()});
-    if ((opts_.save_every > 0 && step_ % opts_.save_every == 0) || step_ == opts_.steps) {
-      save();
+    if (saving) {
+      if (comm_->root()) save();
       if (obs.on_save) obs.on_save(step_, dir_);
     }
   }

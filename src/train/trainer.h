@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/comm.h"
 #include "kernels/matmul.h"
 #include "model/params.h"
 #include "train/adamw.h"
@@ -51,8 +52,15 @@ class Trainer {
   // `model` is trained in place; `val` may be null. `stored_options` goes into every
   // checkpoint's metadata as is (run_settings.h). The model directory must already hold the
   // config and tokenizer (TrainRun writes them).
+  //
+  // Data parallel (dist/comm.h): with `comm` of N ranks, opts.batch is global and each rank
+  // trains on its slice batch/N of the same windows; gradients and loss are summed over the
+  // ranks before one clipping and AdamW step, so every rank keeps the same weights (compared
+  // by checksum every kChecksumEvery steps and at every save). Only rank 0 saves and evaluates.
   Trainer(Model& model, const TokenData& train, const TokenData* val, const TrainOptions& opts,
-          nlohmann::json stored_options, std::string model_dir);
+          nlohmann::json stored_options, std::string model_dir,
+          const dist::Comm* comm = nullptr);
+  static constexpr int64_t kChecksumEvery = 20;
 
   // Continues from a checkpoint read from `path` (weights, AdamW moments, step counts).
   void resume(const SafetensorsFile& state, const TrainStateMeta& meta, const std::string& path);
@@ -72,6 +80,8 @@ class Trainer {
   nlohmann::json stored_options_;
   std::string dir_;
   AdamW opt_;
+  const dist::Comm* comm_;
+  void check_same_weights() const;  // throws Error (on every rank) when ranks diverged
   int64_t step_ = 0, skipped_total_ = 0;
 };
 
