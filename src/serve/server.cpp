@@ -211,9 +211,17 @@ class Server {
         [state, sent_final, chunk](size_t, httplib::DataSink& sink) {
           std::vector<std::pair<size_t, std::string>> texts;
           std::vector<std::pair<size_t, std::string>> finals;
+          std::vector<int64_t> final_tokens;
           {
             std::unique_lock<std::mutex> lock(state->mu);
-            state->cv.wait_for(lock, std::chrono::milliseconds(200));
+            // Wake on new text or a finish; the timeout only bounds the wait.
+            state->cv.wait_for(lock, std::chrono::milliseconds(200), [&] {
+              for (size_t i = 0; i < state->outputs.size(); ++i)
+                if (!state->outputs[i].unread.empty() ||
+                    (state->outputs[i].finished && !(*sent_final)[i]))
+                  return true;
+              return false;
+            });
             for (size_t i = 0; i < state->outputs.size(); ++i) {
               auto& o = state->outputs[i];
               if (!o.unread.empty()) texts.emplace_back(i, std::move(o.unread));
@@ -221,6 +229,7 @@ class Server {
               if (o.finished && !(*sent_final)[i]) {
                 (*sent_final)[i] = true;
                 finals.emplace_back(i, openai_reason(o.result.finish_reason));
+                final_tokens.push_back(static_cast<int64_t>(o.result.ids.size()));
               }
             }
           }
@@ -230,8 +239,13 @@ class Server {
           };
           for (const auto& [i, text] : texts)
             if (!send(chunk(i, text, nullptr))) return state->cancelled = true, false;
-          for (const auto& [i, reason] : finals)
-            if (!send(chunk(i, "", reason))) return state->cancelled = true, false;
+          // The last chunk of a prompt also says how many tokens it generated (as vLLM's
+          // stream_options.include_usage does, here per choice).
+          for (size_t k = 0; k < finals.size(); ++k) {
+            json last = chunk(finals[k].first, "", finals[k].second);
+            last["usage"] = {{"completion_tokens", final_tokens[k]}};
+            if (!send(last)) return state->cancelled = true, false;
+          }
           bool all = true;
           for (bool f : *sent_final) all = all && f;
           if (all) {
