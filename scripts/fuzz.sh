@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers that read untrusted files: safetensors, config.json, train_state metadata,
 # metrics.jsonl, token caches, sharded-checkpoint indexes (model.safetensors.index.json) and
-# Hugging Face tokenizer.json.
+# Hugging Face tokenizer.json, and the body of difftx serve's POST /v1/completions.
 #
 #   scripts/fuzz.sh [SECONDS]     (default 20 seconds per target)
 #
@@ -27,11 +27,12 @@ declare -A SOURCES=(
   [metrics]="fuzz/fuzz_metrics.cpp src/train/metrics.cpp"
   [token_cache]="fuzz/fuzz_token_cache.cpp src/train/token_cache.cpp"
   [shard_index]="fuzz/fuzz_shard_index.cpp src/io/hf_shard_index.cpp"
+  [completion_request]="fuzz/fuzz_completion_request.cpp src/serve/completion_request.cpp"
   [hf_tokenizer]="fuzz/fuzz_hf_tokenizer.cpp src/io/tokenizer_hf_pipeline.cpp src/io/tokenizer_hf_bpe.cpp src/io/tokenizer_hf_text.cpp src/io/tokenizer_hf_decoder.cpp src/io/tokenizer_hf_regex.cpp src/io/utf8_stream.cpp"
 )
 declare -A LIBS=([hf_tokenizer]="-lonig")  # libraries a target needs beyond the C++ runtime
-TARGETS=(safetensors config train_state metrics token_cache shard_index hf_tokenizer)
-HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train)  # what the sources above include
+TARGETS=(safetensors config train_state metrics token_cache shard_index hf_tokenizer completion_request)
+HEADERS=(src/core src/io src/model src/kernels/matmul.h src/train src/serve src/infer)  # what the sources above include
 
 command -v "$CXX" >/dev/null || { echo "fuzz.sh: $CXX not found (install clang)" >&2; exit 2; }
 mkdir -p "$OUT/logs"

@@ -23,5 +23,6 @@ Runner add_convert(CLI::App& app);
 Runner add_classify(CLI::App& app);
 Runner add_summarize(CLI::App& app);
 Runner add_evaluate(CLI::App& app);
+Runner add_serve(CLI::App& app);
 
 }  // namespace difftx::cli

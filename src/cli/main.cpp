@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
       difftx::cli::add_summarize);
   add("evaluate", "Task metric, attention quality and efficiency of a model, beside a second one",
       difftx::cli::add_evaluate);
+  add("serve", "OpenAI-style HTTP server: completions, streaming, continuous batching", difftx::cli::add_serve);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

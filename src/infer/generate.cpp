@@ -8,32 +8,16 @@
 #include "core/files.h"
 #include "core/rng.h"
 #include "infer/kv_session.h"
+#include "infer/sequence_text.h"
 #include "io/tokenizer.h"
 
 namespace difftx {
 namespace {
 
-// Length of the longest suffix of `text` that is a proper prefix of some stop string: those
-// bytes might still become a stop, so they are held back.
-size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
-  size_t keep = 0;
-  for (const auto& s : stops)
-    for (size_t n = std::min(s.size() - 1, text.size()); n > keep; --n)
-      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
-        keep = n;
-        break;
-      }
-  return keep;
-}
-
 struct Sequence {
   std::vector<int32_t> history;  // prompt + generated, for the repetition penalty and sliding
-  Generated out;
-  std::unique_ptr<StreamingDecoder> decoder;
-  std::string pending;  // decoded text not yet emitted
-  size_t emitted = 0;   // bytes of out.text already passed to the callback
+  SequenceText text;
   Rng rng{0};
-  bool done = false;
 };
 
 }  // namespace
@@ -112,62 +96,29 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
   const int64_t B = static_cast<int64_t>(prompts.size());
   const int64_t cap = std::min(ctx, longest + opts.max_tokens + 1);
   KvSession session(model, std::max<int64_t>(cap, 1), opts.run, B);
-  std::vector<Sequence> seqs(static_cast<size_t>(B));
+  std::vector<Sequence> seqs;
   std::vector<float> first_logits(static_cast<size_t>(B * c.vocab_size));
   for (int64_t b = 0; b < B; ++b) {
-    Sequence& s = seqs[b];
-    s.history = prompts[b];
-    s.rng = Rng(opts.seed + static_cast<uint64_t>(b));
-    if (tok) s.decoder = std::make_unique<StreamingDecoder>(*tok);
+    seqs.push_back({prompts[b], SequenceText(tok, opts.stops, opts.eos_ids, opts.max_tokens),
+                    Rng(opts.seed + static_cast<uint64_t>(b))});
+    Sequence& s = seqs.back();
     const float* lg = session.prefill(b, prompts[b]);
     std::copy(lg, lg + c.vocab_size, first_logits.begin() + b * c.vocab_size);
-    s.done = opts.max_tokens == 0;
-    if (s.done) s.out.finish_reason = "length";
+    if (opts.max_tokens == 0) s.text.finish("length");
   }
 
   // Accepts `id` for sequence b: checks eos, decodes, checks stops, streams.
   auto accept = [&](int64_t b, int32_t id) {
     Sequence& s = seqs[b];
-    const bool eos = opts.eos_ids.empty()
-                         ? tok && id == tok->eos_id()
-                         : std::find(opts.eos_ids.begin(), opts.eos_ids.end(), id) != opts.eos_ids.end();
-    if (eos) {
-      s.done = true;
-      s.out.finish_reason = "eos";
-    } else {
-      s.out.ids.push_back(id);
-      s.history.push_back(id);
-      if (s.decoder) {
-        s.pending += s.decoder->push(id);
-        for (const auto& stop : opts.stops) {
-          const size_t at = s.pending.find(stop);
-          if (at != std::string::npos) {
-            s.pending.resize(at);
-            s.done = true;
-            s.out.finish_reason = "stop";
-          }
-        }
-        if (!s.done && static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens)
-          s.pending += s.decoder->finish();
-        const size_t hold = s.done || static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens
-                                ? 0
-                                : held_back(s.pending, opts.stops);
-        const std::string ready = s.pending.substr(0, s.pending.size() - hold);
-        s.pending.erase(0, ready.size());
-        s.out.text += ready;
-        if (on_token) on_token(b, ready, id);
-      } else if (on_token) {
-        on_token(b, "", id);
-      }
-      if (!s.done && static_cast<int64_t>(s.out.ids.size()) >= opts.max_tokens) {
-        s.done = true;
-        s.out.finish_reason = "length";
-      }
-    }
+    const size_t before = s.text.out().ids.size();
+    const std::string ready = s.text.accept(id);
+    if (s.text.out().ids.size() == before) return;  // the end-of-text id
+    s.history.push_back(id);
+    if (on_token) on_token(b, ready, id);
   };
 
   for (int64_t b = 0; b < B; ++b)
-    if (!seqs[b].done)
+    if (!seqs[b].text.done())
       accept(b, sample_token(first_logits.data() + b * c.vocab_size, sample_vocab,
                              seqs[b].history, opts.sampling, seqs[b].rng));
   while (true) {
@@ -175,7 +126,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
     std::vector<int32_t> next;
     for (int64_t b = 0; b < B; ++b) {
       Sequence& s = seqs[b];
-      if (s.done) continue;
+      if (s.text.done()) continue;
       if (session.length(b) >= session.capacity()) {  // only with sliding_window
         const int64_t keep = std::max<int64_t>(2, session.capacity() / 2);
         std::vector<int32_t> tail(s.history.end() - keep, s.history.end());
@@ -193,7 +144,7 @@ std::vector<Generated> generate(const Model& model, const Tokenizer* tok,
     }
   }
   std::vector<Generated> out;
-  for (auto& s : seqs) out.push_back(std::move(s.out));
+  for (auto& s : seqs) out.push_back(s.text.take());
   return out;
 }
 
