@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bindings.h"
+#include "core/error.h"
 #include "infer/generate.h"
 
 namespace difftx::python {

@@ -23,7 +23,9 @@ def test_text_greedy_and_sampled_equal_cli(byte_dir):
         cli = run_cli("generate", "--model", byte_dir, "--prompt", "the quick", "--max-tokens", 12,
                       *extra)
         out = m.generate("the quick", max_tokens=12, **kwargs)
-        assert out["text"].encode() + b"\n" == cli
+        # A barely trained model emits bytes that are not UTF-8: compare bytes.
+        assert m.tokenizer.decode_bytes(out["ids"]) + b"\n" == cli
+        assert out["text"] == cli[:-1].decode("utf-8", "replace")
 
 
 def test_stream_yields_the_same_tokens(byte_dir):
@@ -44,11 +46,14 @@ def test_abandoned_stream_stops(byte_dir):
 
 def test_stop_string(byte_dir):
     m = difftx.Model(str(byte_dir))
-    full = m.generate("the", max_tokens=16, temperature=0)["text"]
-    assert len(full) > 2
-    stop = full[1:3]
+    ids = m.generate("the", max_tokens=16, temperature=0)["ids"]
+    ascii_at = [i for i, t in enumerate(ids) if 32 <= t < 127 and i > 0]
+    if not ascii_at:
+        pytest.skip("the tiny model generated no printable ASCII to stop at")
+    stop = chr(ids[ascii_at[0]])
     out = m.generate("the", max_tokens=16, temperature=0, stop=[stop])
     assert out["finish_reason"] == "stop" and stop not in out["text"]
+    assert len(out["ids"]) <= len(ids)
 
 
 def test_bad_sampling_options(byte_dir):
@@ -77,7 +82,7 @@ def test_generation_runs_without_the_gil(byte_dir):
     t = threading.Thread(target=tick)
     t.start()
     before = len(ticks)
-    m.generate("the", max_tokens=30, temperature=0)
+    m.generate("the", max_tokens=25, temperature=0)
     during = len(ticks) - before
     done.set()
     t.join()
