@@ -10,7 +10,7 @@ command -v clang++ >/dev/null || { echo "test-asan.sh: clang++ not found (bash s
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 # -O1 -g: readable stacks and a build a third faster than -O2, the suite still fast enough.
 # OpenMP comes from clang's libomp (libomp-14-dev); oneDNN's own GNU OpenMP calls resolve to it.
-CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIFFTX_BUILD_PYTHON=OFF \
   -DDIFFTX_BUILD_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g $SAN" \
   "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" >/dev/null
 cmake --build build-asan -j"$(nproc)"
