@@ -23,4 +23,7 @@ export ASAN_OPTIONS="abort_on_error=0:exitcode=86:detect_leaks=1:strict_string_c
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 # One suppression, for fontconfig's caches behind cairo's text (explained in the file).
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
-(cd build-asan && ctest --output-on-failure -j"$(nproc)" --timeout 1500)
+# Not under the sanitizers (yet): the mpirun tests (OpenMPI's runtime reports leaks and
+# slows start-up past the tests' timeouts) and the HTTP soak (its memory and timing bounds
+# assume a release build). Both run in the release build's suite.
+(cd build-asan && ctest --output-on-failure -j"$(nproc)" --timeout 1500 -E '^MpiTrain\.|^serve_http$')

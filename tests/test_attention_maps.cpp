@@ -403,8 +403,12 @@ TEST(AttentionStats, BatchFromModelAndJson) {
   ASSERT_EQ(both.layers[0].heads.size(), 2u);
   for (size_t l = 0; l < 2; ++l)
     for (size_t h = 0; h < 2; ++h) {
+      // A share of weights beyond a threshold: a weight at the threshold may land on either
+      // side when the batch of 2 is multiplied in other blocks than a batch of 1 (the last bit
+      // differs with oneDNN's kernel choice), so allow one entry of the T (T + 1) / 2.
       EXPECT_NEAR(both.layers[l].heads[h].sparsity,
-                  (s0.layers[l].heads[h].sparsity + s1.layers[l].heads[h].sparsity) / 2, 1e-12);
+                  (s0.layers[l].heads[h].sparsity + s1.layers[l].heads[h].sparsity) / 2,
+                  1.0 / static_cast<double>(T * (T + 1) / 2) + 1e-12);
       EXPECT_NEAR(both.layers[l].span_heads[h].attention,
                   (s0.layers[l].span_heads[h].attention + s1.layers[l].span_heads[h].attention) / 2,
                   1e-12);

@@ -1,5 +1,6 @@
 """Model.generate / Model.stream against `difftx generate`, and the tokenizer."""
 import threading
+import time
 
 import pytest
 
@@ -81,8 +82,10 @@ def test_generation_runs_without_the_gil(byte_dir):
 
     t = threading.Thread(target=tick)
     t.start()
+    while not ticks:  # the ticker runs before the generation starts (a loaded machine is slow)
+        time.sleep(0.001)
     before = len(ticks)
-    m.generate("the", max_tokens=25, temperature=0)
+    m.generate("the", max_tokens=60, temperature=0)
     during = len(ticks) - before
     done.set()
     t.join()

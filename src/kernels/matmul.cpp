@@ -106,6 +106,17 @@ void to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, bool tran
     }
 }
 
+// A strided [rows, cols] float view rounded to bf16 values, kept as floats with the same strides.
+void to_bf16_floats(const float* src, int64_t rows, int64_t cols, int64_t ld, bool trans,
+                    std::vector<float>& dst) {
+  const int64_t outer = trans ? cols : rows, inner = trans ? rows : cols;
+  dst.resize(static_cast<size_t>((outer - 1) * ld + inner));
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i)
+      dst[static_cast<size_t>(o * ld + i)] = round_to_bf16(src[o * ld + i]);
+}
+
 // Y[M,N] = X[M,K] W[N,K]^T for a few rows (decoding): memory-bound, so the point is to stream
 // each weight row once for all M rows, split over threads by weight rows.
 void gemm_few_rows(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx, const float* W,
@@ -124,6 +135,18 @@ void gemm_few_rows(int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx,
 }
 }  // namespace
 
+bool bf16_matmul_native() {
+  static const bool native = [] {
+    try {
+      make_primitive(Key{false, false, 8, 8, 8, 8, 8, 8, 1.f, false, true});
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return native;
+}
+
 template <>
 void gemm<float>(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -136,6 +159,16 @@ void gemm<float>(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
   }
   if (K == 0 || (beta != 0.f && beta != 1.f)) {  // rare shapes: the plain loop
     gemm_reference<float>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (precision == Precision::kBF16 && !bf16_matmul_native()) {
+    // No bf16 products in oneDNN on this CPU: the same bf16-rounded operands, multiplied and
+    // accumulated in f32 (what a native bf16 product computes, at the f32 rate).
+    thread_local std::vector<float> a16, b16;
+    to_bf16_floats(A, M, K, lda, trans_a, a16);
+    to_bf16_floats(B, K, N, ldb, trans_b, b16);
+    gemm<float>(trans_a, trans_b, M, N, K, alpha, a16.data(), lda, b16.data(), ldb, beta, C, ldc,
+                Precision::kFP32);
     return;
   }
   const bool bf16 = precision == Precision::kBF16;

@@ -22,6 +22,10 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 // Rounds to bfloat16 (nearest even) and back: what kBF16 does to each input.
 float round_to_bf16(float x);
 
+// Whether oneDNN has bf16 matrix products on this CPU (AVX512 and up). Without them, kBF16
+// rounds both operands to bf16 and multiplies them in f32: the same values, at the f32 rate.
+bool bf16_matmul_native();
+
 // A linear layer without bias: Y[M,N] = X[M,K] W[N,K]^T.
 template <class F>
 void linear_forward(const F* X, const F* W, F* Y, int64_t M, int64_t N, int64_t K,
