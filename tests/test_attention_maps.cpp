@@ -411,7 +411,7 @@ TEST(AttentionStats, BatchFromModelAndJson) {
                   1.0 / static_cast<double>(T * (T + 1) / 2) + 1e-12);
       EXPECT_NEAR(both.layers[l].span_heads[h].attention,
                   (s0.layers[l].span_heads[h].attention + s1.layers[l].span_heads[h].attention) / 2,
-                  1e-12);
+                  1e-6);  // float32 passes: a batch of 2 rounds differently from a batch of 1
     }
   EXPECT_EQ(both.logits.top1, std::max(s0.logits.top1, s1.logits.top1));
   EXPECT_EQ(both.hidden.count, s0.hidden.count + s1.hidden.count);
