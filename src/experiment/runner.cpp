@@ -251,46 +251,36 @@ ExperimentResults run_experiment(const ExperimentSpec& spec, const ExperimentOpt
         m.lr = lr;
         m.seed = seed;
         m.dir = fs::relative(dir, o.out_dir).string();
+        char line[256];
         if (spec.kind == ExperimentKind::kNeedle) {
           int64_t correct = 0, total = 0;
           for (const RunMeasures::NeedleCell& c : m.needle) correct += c.correct, total += c.total;
-          m.wall_s = seconds_since(run_t0);
-          write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
-          res.runs.push_back(m);
-          write_results();
-          if (o.progress) {
-            char line[256];
-            std::snprintf(line, sizeof line, "%s: %lld/%lld answers right (%.0f s)", dir.c_str(),
-                          static_cast<long long>(correct), static_cast<long long>(total), m.wall_s);
-            o.progress(line);
-          }
-          continue;
+          std::snprintf(line, sizeof line, "%s: %lld/%lld answers right", dir.c_str(),
+                        static_cast<long long>(correct), static_cast<long long>(total));
+        } else {
+          if (!val) val = TokenData::open(spec.val_data, *tok, o.cache_dir);
+          const auto model = load_model(dir);
+          EvalSpec es;
+          es.seq = spec.train.seq;
+          es.batch = spec.train.batch;
+          es.max_tokens = spec.eval_tokens;
+          es.split_ar_hit = true;
+          const EvalResult e = evaluate_loss(*model, *val, es, tok.get());
+          m.val_loss = e.loss;
+          m.val_bpb = e.bits_per_byte;
+          m.ar_hit_loss = e.ar_hit_loss;
+          m.other_loss = e.other_loss;
+          m.ar_hit_share = static_cast<double>(e.ar_hit_tokens) / static_cast<double>(e.tokens);
+          if (spec.outlier_windows > 0) measure_outliers(*model, *val, spec, m);
+          if (!spec.quant_bits.empty()) measure_quantised(*model, *val, *tok, spec, m);
+          std::snprintf(line, sizeof line, "%s: val %.4f nats, %.4f bits/byte", dir.c_str(),
+                        m.val_loss, m.val_bpb);
         }
-        if (!val) val = TokenData::open(spec.val_data, *tok, o.cache_dir);
-        const auto model = load_model(dir);
-        EvalSpec es;
-        es.seq = spec.train.seq;
-        es.batch = spec.train.batch;
-        es.max_tokens = spec.eval_tokens;
-        es.split_ar_hit = true;
-        const EvalResult e = evaluate_loss(*model, *val, es, tok.get());
-        m.val_loss = e.loss;
-        m.val_bpb = e.bits_per_byte;
-        m.ar_hit_loss = e.ar_hit_loss;
-        m.other_loss = e.other_loss;
-        m.ar_hit_share = static_cast<double>(e.ar_hit_tokens) / static_cast<double>(e.tokens);
-        if (spec.outlier_windows > 0) measure_outliers(*model, *val, spec, m);
-        if (!spec.quant_bits.empty()) measure_quantised(*model, *val, *tok, spec, m);
         m.wall_s = seconds_since(run_t0);
         write_file_atomic(measures_file.string(), measures_to_json(m).dump(2) + "\n");
         res.runs.push_back(m);
         write_results();
-        if (o.progress) {
-          char line[256];
-          std::snprintf(line, sizeof line, "%s: val %.4f nats, %.4f bits/byte (%.0f s)",
-                        dir.c_str(), m.val_loss, m.val_bpb, m.wall_s);
-          o.progress(line);
-        }
+        if (o.progress) o.progress(std::string(line) + " (" + std::to_string(static_cast<long long>(m.wall_s)) + " s)");
       }
   res.complete = true;
   write_results();
