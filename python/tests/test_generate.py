@@ -72,24 +72,31 @@ def test_bad_sampling_options(byte_dir):
 def test_generation_runs_without_the_gil(byte_dir):
     """Another Python thread keeps running while a generation computes."""
     m = difftx.Model(str(byte_dir))
-    ticks = []
+    ticks = []  # the ticker's clock readings, taken while it holds the GIL
     done = threading.Event()
 
     def tick():
         while not done.is_set():
-            ticks.append(1)
-            done.wait(0.001)
+            ticks.append(time.monotonic())
+            done.wait(0.0005)
 
+    calls = []  # (start, end) of each generate() call
     t = threading.Thread(target=tick)
     t.start()
-    while not ticks:  # the ticker runs before the generation starts (a loaded machine is slow)
-        time.sleep(0.001)
-    before = len(ticks)
-    m.generate("the", max_tokens=60, temperature=0)
-    during = len(ticks) - before
-    done.set()
-    t.join()
-    assert during > 0
+    try:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:  # long generations: the window slides past 32 tokens
+            start = time.monotonic()
+            m.generate("the", max_tokens=1000, temperature=0, sliding_window=True)
+            calls.append((start, time.monotonic()))
+    finally:
+        done.set()
+        t.join()
+    # A tick well inside a call (not in the moment before the call enters C++) can only
+    # happen if generate() let go of the GIL.
+    margin = 0.002
+    inside = [x for x in ticks if any(s + margin < x < e - margin for s, e in calls)]
+    assert inside, f"no tick during {len(calls)} generate() calls"
 
 
 def test_tokenizer(byte_dir):
