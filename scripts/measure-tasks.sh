@@ -5,7 +5,9 @@
 # `difftx evaluate --compare`, and the non-neural baselines on the same test data.
 #
 # Usage: bash scripts/measure-tasks.sh OUT_DIR [STEPS] [SEED]     (after fetch-task-data.sh)
-# Runs two trainings at a time, one thread each.
+# Runs two trainings at a time, one thread each. With INIT=DIR (the OUT_DIR of
+# scripts/pretrain-task-lms.sh) both kinds are fine-tuned from DIR/diff and DIR/llama (and read
+# their SentencePiece tokenizer) instead of trained from scratch.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:?usage: measure-tasks.sh OUT_DIR [STEPS] [SEED]}"
@@ -18,13 +20,16 @@ mkdir -p "$OUT"
 awk 'NR % 10 == 1' "$D/debian/debian-section.test.jsonl" > "$OUT/debian-section.test10.jsonl"
 awk 'NR % 30 == 1' "$D/debian/debian-synopsis.test.jsonl" > "$OUT/debian-synopsis.test30.jsonl"
 
+start() {  # start KIND: the model a task run starts from
+  if [[ -n "${INIT:-}" ]]; then echo --init-from "$INIT/$1"; else echo --preset "small-$1"; fi
+}
 common=(--steps "$STEPS" --batch 8 --lr 1e-3 --warmup 10 --seed "$SEED" --threads 1 --log-every 20)
 cls() {  # cls NAME TRAIN KIND
-  "$BIN" classify train --data "$2" --out "$OUT/$1-$3" --preset "small-$3" --seq 256 \
+  "$BIN" classify train --data "$2" --out "$OUT/$1-$3" $(start "$3") --seq 256 \
     "${common[@]}" > "$OUT/$1-$3.train.json" 2> "$OUT/$1-$3.train.log"
 }
 sum() {  # sum NAME TRAIN KIND
-  "$BIN" summarize train --data "$2" --out "$OUT/$1-$3" --preset "small-$3" \
+  "$BIN" summarize train --data "$2" --out "$OUT/$1-$3" $(start "$3") \
     --max-document-tokens 192 --max-summary-tokens 32 \
     "${common[@]}" > "$OUT/$1-$3.train.json" 2> "$OUT/$1-$3.train.log"
 }
