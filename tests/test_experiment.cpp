@@ -101,6 +101,7 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   EXPECT_EQ(md.find("Accuracy by number of needles") != std::string::npos, needle);
   EXPECT_TRUE(fs::exists(out / "figures" / "loss.png"));
   EXPECT_EQ(md.find("Attention logits quantised") != std::string::npos, !spec.quant_bits.empty());
+  EXPECT_EQ(fs::exists(out / "figures" / "quantised.png"), !spec.quant_bits.empty());
 
   // Again: every run is already measured, so nothing trains and the results are the same.
   const auto t1 = std::chrono::steady_clock::now();

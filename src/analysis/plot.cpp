@@ -146,13 +146,15 @@ PlotData prepare(const std::vector<RunMetrics>& runs, const PlotOptions& options
                                      : d.want_train             ? "Training loss"
                                                                 : "Validation loss")
                                   : options.title;
-  d.xtitle = options.log_x ? "step (log scale)" : "step";
-  d.ytitle = d.want_train ? (d.want_val ? "loss" : "training loss") : "validation loss";
+  d.xtitle = !options.x_title.empty() ? options.x_title : options.log_x ? "step (log scale)" : "step";
+  d.ytitle = !options.y_title.empty() ? options.y_title
+             : d.want_train         ? (d.want_val ? "loss" : "training loss")
+                                    : "validation loss";
   for (size_t i = 0; i < runs.size(); ++i) {
     std::string name = printable_utf8(runs[i].name);
     if (name.size() > 40) name = printable_utf8(name.substr(0, 37)) + "...";
     if (!d.raw[i].x.empty()) d.entries.push_back({name, rgb(run_colour(i)), false});
-    if (!d.val[i].x.empty()) d.entries.push_back({name + " val", rgb(run_colour(i)), true});
+    if (!d.val[i].x.empty()) d.entries.push_back({name + options.val_legend_suffix, rgb(run_colour(i)), true});
   }
   return d;
 }

@@ -49,6 +49,9 @@ struct PlotOptions {
                                     // unset: automatic (auto_smooth_window)
   bool log_x = false;               // logarithmic step axis (points at step <= 0 are dropped)
   int width = 1000, height = 600;   // pixels
+  // For plots of other series than losses over steps (the experiment reports' figures):
+  std::string x_title, y_title;     // empty: "step" / the metric's name
+  std::string val_legend_suffix = " val";  // appended to a run's name for its val series
 };
 
 // The plot's file bytes in the chosen format (width x height pixels, or points for SVG).

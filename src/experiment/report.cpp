@@ -111,7 +111,7 @@ double quantised_loss(const RunMeasures& m, int bits) {
   throw Error(m.dir + ": no loss measured at " + std::to_string(bits) + " bits; delete its measures.json to measure again");
 }
 void write_quantisation(std::ostringstream& md, const ExperimentResults& r,
-                        const std::map<std::string, double>& best) {
+                        const std::map<std::string, double>& best, const std::string& out_dir) {
   const ExperimentSpec& s = r.spec;
   md << "\n## Attention logits quantised (the paper's Fig. 8; each arm at its best rate)\n\n"
      << "Validation loss (nats per token) over the first "
@@ -157,6 +157,32 @@ void write_quantisation(std::ostringstream& md, const ExperimentResults& r,
          << " | " << verdict_of(d, "degrades less", "degrades more") << " |\n";
     }
   }
+
+  // The figure: each arm's loss increase against the width, the mean over seeds.
+  std::vector<RunMetrics> curves;
+  for (const ExperimentArm& a : s.arms) {
+    RunMetrics rm;
+    rm.name = a.name;
+    const auto runs = runs_of(r, a.name, best.at(a.name));
+    for (int b : s.quant_bits) {
+      std::vector<double> rise;
+      for (const RunMeasures* m : runs) rise.push_back(quantised_loss(*m, b) - m->quant_exact_loss);
+      if (!rise.empty()) rm.val.push_back({static_cast<double>(b), spread_of(rise).mean});
+    }
+    std::sort(rm.val.begin(), rm.val.end(),
+              [](const MetricPoint& x, const MetricPoint& y) { return x.step < y.step; });
+    curves.push_back(std::move(rm));
+  }
+  PlotOptions po;
+  po.title = s.name + ": loss increase with quantised attention logits (mean over seeds)";
+  po.metric = PlotMetric::kValLoss;
+  po.x_title = "bits of the attention logits";
+  po.y_title = "validation loss increase (nats/token)";
+  po.val_legend_suffix = "";
+  const auto png = plot_loss_curves(curves, po);
+  fs::create_directories(fs::path(out_dir) / "figures");
+  write_file_atomic((fs::path(out_dir) / "figures" / "quantised.png").string(), png.data(), png.size());
+  md << "\n![loss increase against bits](figures/quantised.png)\n";
 }
 // The language-model tables: every metric per arm, the paired differences against the
 // baseline, and the activation outliers.
@@ -365,7 +391,7 @@ void write_experiment_report(const ExperimentResults& r, const std::string& out_
   for (const ExperimentArm& a : s.arms) best[a.name] = best_rate(r, a.name);
   if (needle) write_needle_results(md, r, best);
   else write_language_model_results(md, r, best);
-  if (!s.quant_bits.empty()) write_quantisation(md, r, best);
+  if (!s.quant_bits.empty()) write_quantisation(md, r, best, out_dir);
 
   if (s.lrs.size() > 1) {
     md << "\n## Learning-rate sweep (mean validation loss over seeds)\n\n| arm |";
