@@ -359,6 +359,12 @@ TEST(AttentionStats, SpanAttentionAndNoise) {
   EXPECT_NEAR(s.noise, (0.1 / 0.5 + 0.2 / 0.5) / 2, 1e-6);
   EXPECT_NEAR(s.attention_raw, (0.4 + 0.1) / 2, 1e-6);
   EXPECT_NEAR(s.noise_raw, (0.1 + 0.2) / 2, 1e-6);
+  // rows_from: only the last query row (the needle experiment's answer position).
+  s = span_statistics(m.data(), T, {1, 3, 4});
+  EXPECT_EQ(s.rows, 1);
+  EXPECT_NEAR(s.attention, 0.1 / 0.5, 1e-6);
+  EXPECT_NEAR(s.noise, 0.2 / 0.5, 1e-6);
+  EXPECT_EQ(span_statistics(m.data(), T, {1, 3, 0}).rows, 2);  // before the span's end: from it
 }
 
 TEST(AttentionStats, ParseSpan) {

@@ -76,6 +76,13 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
       for (const json& c : run["needle"]) {
         EXPECT_LE(c["correct"].get<int64_t>(), c["total"].get<int64_t>());
         total += c["total"].get<int64_t>();
+        // Table 3's shares of |a|: noise in [0, 1], the signed needle share at most 1 - noise.
+        EXPECT_EQ(c["span_examples"], spec.needle.noise_per_cell);
+        const double at = c["span_attention"], noise = c["span_noise"];
+        EXPECT_GT(noise, 0.0);
+        EXPECT_LE(at + noise, 1.0 + 1e-9);
+        EXPECT_GE(at, -1.0);
+        if (run["arm"] == "llama") EXPECT_NEAR(at + noise, 1.0, 1e-6);  // softmax rows: no negatives
       }
       EXPECT_EQ(total, static_cast<int64_t>(spec.needle.needles.size()) * spec.needle.depth_bins *
                            spec.needle.test_per_cell);
@@ -99,6 +106,7 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   EXPECT_NE(md.find("paired by seed"), std::string::npos);
   EXPECT_EQ(md.find("Activation outliers") != std::string::npos, spec.outlier_windows > 0);
   EXPECT_EQ(md.find("Accuracy by number of needles") != std::string::npos, needle);
+  EXPECT_EQ(md.find("Table 3)") != std::string::npos, needle);
   EXPECT_TRUE(fs::exists(out / "figures" / "loss.png"));
   EXPECT_EQ(md.find("Attention logits quantised") != std::string::npos, !spec.quant_bits.empty());
   EXPECT_EQ(fs::exists(out / "figures" / "quantised.png"), !spec.quant_bits.empty());

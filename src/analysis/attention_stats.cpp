@@ -106,10 +106,12 @@ Span parse_span(const std::string& text, int64_t T) {
 }
 
 SpanStats span_statistics(const float* map, int64_t T, const Span& span) {
-  check(span.start >= 0 && span.start < span.end && span.end < T, "span outside the map");
+  check(span.start >= 0 && span.start < span.end && span.end < T && span.rows_from < T,
+        "span outside the map");
   SpanStats s;
-  s.rows = T - span.end;
-  for (int64_t i = span.end; i < T; ++i) {
+  const int64_t first = std::max(span.end, span.rows_from);
+  s.rows = T - first;
+  for (int64_t i = first; i < T; ++i) {
     const float* row = map + i * T;
     double on = 0, off = 0, total = 0;
     for (int64_t j = 0; j <= i; ++j) {

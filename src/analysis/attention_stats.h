@@ -41,13 +41,14 @@ MapStats map_statistics(const float* map, int64_t T, const MapStatOptions& optio
 // Key tokens [start, end); the query rows are end .. T-1.
 struct Span {
   int64_t start = 0, end = 0;
+  int64_t rows_from = 0;  // the first query row averaged over is max(end, rows_from)
 };
 // Parses "START:END" and checks 0 <= START < END < T (at least one query row after the span).
 // Throws Error naming the problem.
 Span parse_span(const std::string& text, int64_t T);
 
 struct SpanStats {
-  int64_t rows = 0;          // query rows averaged over (T - end)
+  int64_t rows = 0;          // query rows averaged over (T - max(end, rows_from))
   double attention = 0;      // mean over rows of  sum_{j in span} a_ij / sum_{j<=i} |a_ij|
   double noise = 0;          // mean over rows of  sum_{j<=i, j not in span} |a_ij| / sum_{j<=i} |a_ij|
   double attention_raw = 0;  // the same two without the division (for softmax maps, equal)

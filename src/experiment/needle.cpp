@@ -4,9 +4,11 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/attention_stats.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/rng.h"
@@ -58,6 +60,47 @@ std::string jsonl_of(const std::vector<NeedleExample>& ex) {
 
 std::string data_path(const std::string& out_dir, const char* split) {
   return (fs::path(out_dir) / "data" / (std::string("needle.") + split + ".jsonl")).string();
+}
+
+RunMeasures::NeedleCell& cell_of(RunMeasures& m, const NeedleExample& e) {
+  for (RunMeasures::NeedleCell& c : m.needle)
+    if (c.needles == e.needles && c.depth_bin == e.depth_bin) return c;
+  m.needle.push_back({e.needles, e.depth_bin});
+  return m.needle.back();
+}
+
+// Table 3, on the first noise_per_cell test examples of every cell: the attention that the
+// answer position (the prompt's last token, which predicts the first digit) gives the queried
+// needle's tokens, and the noise on the rest of the context, both as shares of the row's total
+// |a| (a differential map's negative weights count against the needle and as noise by their
+// magnitude), averaged over every layer and head of the effective maps.
+void measure_needle_attention(const Summarizer& s, const NeedleSpec& spec,
+                              const std::vector<NeedleExample>& test, RunMeasures& m) {
+  std::map<std::pair<int, int>, int64_t> taken;
+  for (const NeedleExample& e : test) {
+    if (taken[{e.needles, e.depth_bin}]++ >= spec.noise_per_cell) continue;
+    const std::vector<int32_t> ids = summary_prompt(s, e.document);
+    const int64_t T = static_cast<int64_t>(ids.size());
+    const std::string_view doc(e.document);
+    Span span;
+    span.start = static_cast<int64_t>(s.tok->encode(doc.substr(0, static_cast<size_t>(e.needle_begin))).size());
+    span.end = static_cast<int64_t>(s.tok->encode(doc.substr(0, static_cast<size_t>(e.needle_end))).size());
+    span.rows_from = T - 1;
+    check(span.start < span.end && span.end < T, "needle: the queried needle (tokens ", span.start,
+          "-", span.end, ") is not inside the prompt of ", T, " tokens");
+    StatisticsOptions so;
+    so.span = span;
+    const AttentionStatistics st = attention_statistics(*s.model, ids.data(), 1, T, so);
+    RunMeasures::NeedleCell& c = cell_of(m, e);
+    c.span_attention += st.span_mean.attention;
+    c.span_noise += st.span_mean.noise;
+    c.span_examples += 1;
+  }
+  for (RunMeasures::NeedleCell& c : m.needle)
+    if (c.span_examples > 0) {
+      c.span_attention /= static_cast<double>(c.span_examples);
+      c.span_noise /= static_cast<double>(c.span_examples);
+    }
 }
 }  // namespace
 
@@ -114,7 +157,12 @@ std::vector<NeedleExample> needle_examples(const NeedleSpec& spec, const std::st
     NeedleExample e;
     int64_t pos = 0;
     for (const auto& [p, i] : at) {
-      e.document += hay.substr(static_cast<size_t>(pos), static_cast<size_t>(p - pos)) + needle[static_cast<size_t>(i)];
+      e.document += hay.substr(static_cast<size_t>(pos), static_cast<size_t>(p - pos));
+      if (i == 0) {  // without the spaces around it
+        e.needle_begin = static_cast<int64_t>(e.document.size()) + 1;
+        e.needle_end = e.needle_begin + static_cast<int64_t>(needle[0].size()) - 2;
+      }
+      e.document += needle[static_cast<size_t>(i)];
       pos = p;
     }
     e.document += hay.substr(static_cast<size_t>(pos));
@@ -203,16 +251,11 @@ bool needle_run(const ExperimentSpec& spec, const ExperimentArm& arm, double lr,
     std::string a = answers.texts[i];
     while (!a.empty() && std::isspace(static_cast<unsigned char>(a.back()))) a.pop_back();
     while (!a.empty() && std::isspace(static_cast<unsigned char>(a.front()))) a.erase(a.begin());
-    auto cell = std::find_if(m.needle.begin(), m.needle.end(), [&](const RunMeasures::NeedleCell& c) {
-      return c.needles == test[i].needles && c.depth_bin == test[i].depth_bin;
-    });
-    if (cell == m.needle.end()) {
-      m.needle.push_back({test[i].needles, test[i].depth_bin, 0, 0});
-      cell = m.needle.end() - 1;
-    }
-    cell->total += 1;
-    cell->correct += a == test[i].answer ? 1 : 0;
+    RunMeasures::NeedleCell& cell = cell_of(m, test[i]);
+    cell.total += 1;
+    cell.correct += a == test[i].answer ? 1 : 0;
   }
+  if (spec.needle.noise_per_cell > 0) measure_needle_attention(s, spec.needle, test, m);
   return true;
 }
 

@@ -26,11 +26,16 @@ struct NeedleSpec {
   int64_t train_examples = 20000, val_examples = 200;
   int64_t test_per_cell = 40;    // test examples per (N, depth bin)
   uint64_t data_seed = 1;        // the data, the same for every arm and seed
+  // Attention to the queried needle and noise (Table 3), on the first noise_per_cell test
+  // examples of every cell (0: not measured).
+  int64_t noise_per_cell = 0;
 };
 
 struct NeedleExample {
   std::string document, answer;
   int needles = 0, depth_bin = 0;
+  // The queried needle "The magic number of CITY is NUMBER." in document, bytes [begin, end).
+  int64_t needle_begin = 0, needle_end = 0;
 };
 
 // Deterministic examples of one split (0 train, 1 validation, 2 test) from the filler text:
@@ -44,8 +49,9 @@ std::vector<NeedleExample> needle_examples(const NeedleSpec& spec, const std::st
 // "depth_bin"}) unless present, and returns the test examples.
 std::vector<NeedleExample> prepare_needle_data(const NeedleSpec& spec, const std::string& out_dir);
 
-// Trains (or resumes) one arm at one rate and seed in dir and scores it on the test examples;
-// false when stopped by options.stop (the run saved its state).
+// Trains (or resumes) one arm at one rate and seed in dir and scores it on the test examples
+// (and, with noise_per_cell, measures the attention on the queried needle); false when stopped
+// by options.stop (the run saved its state).
 bool needle_run(const ExperimentSpec& spec, const ExperimentArm& arm, double lr, uint64_t seed,
                 const std::string& dir, const ExperimentOptions& o,
                 const std::vector<NeedleExample>& test, RunMeasures& m);

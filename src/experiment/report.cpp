@@ -245,6 +245,70 @@ void write_language_model_results(std::ostringstream& md, const ExperimentResult
   }
 }
 
+// needle with noise_per_cell (Table 3): the answer position's attention on the queried needle
+// and the noise, per depth bin, and paired against the baseline.
+template <typename Column>
+void write_needle_attention(std::ostringstream& md, const ExperimentResults& r,
+                            const std::map<std::string, double>& best,
+                            const std::vector<Column>& by_depth) {
+  const ExperimentSpec& s = r.spec;
+  // The mean over the measured examples of one run's cells that pass `keep`.
+  const auto mean_of = [](const RunMeasures& m, const auto& keep, bool noise) {
+    double sum = 0;
+    int64_t n = 0;
+    for (const RunMeasures::NeedleCell& c : m.needle)
+      if (keep(c) && c.span_examples > 0) {
+        sum += (noise ? c.span_noise : c.span_attention) * static_cast<double>(c.span_examples);
+        n += c.span_examples;
+      }
+    return n > 0 ? sum / static_cast<double>(n) : 0.0;
+  };
+  const auto all = [](const RunMeasures::NeedleCell&) { return true; };
+  md << "\n## Attention on the queried needle and attention noise (the paper's Table 3)\n\n"
+     << "On the first " << s.needle.noise_per_cell << " test examples of every (N, depth) cell: "
+        "the attention that the answer position (the prompt's last token, which predicts the "
+        "first digit) gives the tokens of the queried needle, and the noise on every other "
+        "context token, each as a share of that row's total |a|, averaged over all layers and "
+        "heads of the effective maps (for DIFF, A1 - lambda A2). A negative weight counts "
+        "against the needle and, by its magnitude, as noise; so attention + noise = 1 for a "
+        "softmax map, and less when a differential map's negative weights fall on the needle. "
+        "Attention / noise, mean over seeds:\n\n| arm | all |";
+  for (const Column& c : by_depth) md << " " << c.name << " |";
+  md << "\n|---|---|";
+  for (size_t i = 0; i < by_depth.size(); ++i) md << "---|";
+  md << "\n";
+  for (const ExperimentArm& a : s.arms) {
+    const auto runs = runs_of(r, a.name, best.at(a.name));
+    const auto cell = [&](const auto& keep) {
+      std::vector<double> at, no;
+      for (const RunMeasures* m : runs) at.push_back(mean_of(*m, keep, false)), no.push_back(mean_of(*m, keep, true));
+      return fmt(spread_of(at).mean, 3) + " / " + fmt(spread_of(no).mean, 3);
+    };
+    md << "| " << a.name << " | " << cell(all) << " |";
+    for (const Column& c : by_depth) md << " " << cell(c.keep) << " |";
+    md << "\n";
+  }
+  md << "\nAgainst the baseline `" << s.baseline << "` over all cells, paired by seed:\n\n"
+     << "| arm | measure | mean difference | 95% interval | verdict |\n|---|---|---|---|---|\n";
+  const auto base = runs_of(r, s.baseline, best.at(s.baseline));
+  for (const ExperimentArm& a : s.arms) {
+    if (a.name == s.baseline) continue;
+    for (const bool noise : {false, true}) {
+      std::vector<double> diff;
+      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
+        for (const RunMeasures* o : base)
+          if (m->seed == o->seed) diff.push_back(mean_of(*m, all, noise) - mean_of(*o, all, noise));
+      if (diff.empty()) continue;
+      const Spread d = spread_of(diff);
+      md << "| " << a.name << " | " << (noise ? "noise" : "attention on the needle") << " | "
+         << fmt(d.mean, 3) << " | "
+         << (d.n > 1 ? "[" + fmt(d.mean - d.half95, 3) + ", " + fmt(d.mean + d.half95, 3) + "]" : "-")
+         << " | " << (noise ? verdict_of(d, "less noise", "more noise") : verdict_of(d, "less attention", "more attention"))
+         << " |\n";
+    }
+  }
+}
+
 // needle: the task's protocol, and accuracy by number of needles and by depth.
 void write_needle_protocol(std::ostringstream& md, const ExperimentSpec& s) {
   const NeedleSpec& n = s.needle;
@@ -327,6 +391,7 @@ void write_needle_results(std::ostringstream& md, const ExperimentResults& r,
   }
   md << "\nSteps to 90% accuracy are not measured (validation scores the answer loss, not "
         "accuracy); the loss curves below show the training.\n";
+  if (s.needle.noise_per_cell > 0) write_needle_attention(md, r, best, by_depth);
 }
 
 }  // namespace

@@ -144,7 +144,8 @@ json measures_to_json(const RunMeasures& m) {
   json needle = json::array();
   for (const RunMeasures::NeedleCell& c : m.needle)
     needle.push_back({{"needles", c.needles}, {"depth_bin", c.depth_bin}, {"correct", c.correct},
-                      {"total", c.total}});
+                      {"total", c.total}, {"span_attention", c.span_attention},
+                      {"span_noise", c.span_noise}, {"span_examples", c.span_examples}});
   return {{"arm", m.arm},
           {"lr", m.lr},
           {"seed", m.seed},
@@ -200,7 +201,9 @@ RunMeasures measures_from_json(const json& j, const std::string& where) {
     if (j.contains("needle"))
       for (const json& c : j.at("needle"))
         m.needle.push_back({c.at("needles").get<int>(), c.at("depth_bin").get<int>(),
-                            c.at("correct").get<int64_t>(), c.at("total").get<int64_t>()});
+                            c.at("correct").get<int64_t>(), c.at("total").get<int64_t>(),
+                            c.value("span_attention", 0.0), c.value("span_noise", 0.0),
+                            c.value("span_examples", int64_t{0})});
     return m;
   } catch (const json::exception& e) {
     throw Error(where + ": not a measures record (" + e.what() + "); delete it to measure again");

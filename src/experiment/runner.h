@@ -44,6 +44,10 @@ struct RunMeasures {
   struct NeedleCell {
     int needles = 0, depth_bin = 0;
     int64_t correct = 0, total = 0;
+    // With noise_per_cell: the mean attention on the queried needle and noise over
+    // span_examples test examples (experiment/needle.cpp, measure_needle_attention).
+    double span_attention = 0, span_noise = 0;
+    int64_t span_examples = 0;
   };
   std::vector<NeedleCell> needle;
 };

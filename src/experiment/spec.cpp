@@ -123,6 +123,7 @@ ExperimentSpec parse_experiment(const std::string& json_text, const std::string&
     ns.val_examples = n.integer_or("val_examples", 200, 1, int64_t{1} << 30);
     ns.test_per_cell = n.integer_or("test_per_cell", 40, 1, int64_t{1} << 20);
     ns.data_seed = static_cast<uint64_t>(n.integer_or("data_seed", 1, 0, int64_t{1} << 62));
+    ns.noise_per_cell = n.integer_or("noise_per_cell", 0, 0, ns.test_per_cell);
     if (top.has("data")) s.tokenizer = Fields(top.at("data"), where, "data").string_or("tokenizer", "byte");
   } else if (kind == "lm") {
     const Fields data(top.at("data"), where, "data");
