@@ -1,6 +1,7 @@
 // difftx experiment: every built-in experiment's --quick form end to end (report, results,
 // figure; a second run resumes and re-measures nothing; an interrupted one resumes to the
 // same results), bad experiment files, and the statistics of the report.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -92,6 +93,14 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
     EXPECT_GT(run["ar_hit_share"].get<double>(), 0.0);
     EXPECT_GT(run["attention_logit_top1"].get<double>(), run["attention_logit_median"].get<double>());
     EXPECT_GT(run["hidden_state_top1"].get<double>(), run["hidden_state_median"].get<double>());
+    // Table 5's k-th largest over all windows: descending, the first one the top-1.
+    for (const char* key : {"attention_logit_top_1_2_3_10_100", "hidden_state_top_1_2_3_10_100"}) {
+      const auto top = run[key].get<std::vector<double>>();
+      ASSERT_EQ(top.size(), 5u) << key;
+      EXPECT_TRUE(std::is_sorted(top.rbegin(), top.rend())) << key;
+    }
+    EXPECT_EQ(run["attention_logit_top_1_2_3_10_100"][0], run["attention_logit_top1"]);
+    EXPECT_EQ(run["hidden_state_top_1_2_3_10_100"][0], run["hidden_state_top1"]);
     // Fig. 8's losses, one per width; 16 bits rounds the logits too little to move the loss.
     ASSERT_EQ(run["quant"].size(), spec.quant_bits.size());
     for (size_t i = 0; i < spec.quant_bits.size(); ++i) {
@@ -120,7 +129,7 @@ TEST_P(QuickExperiment, RunsEndToEndAndResumesWithoutRedoingRuns) {
   EXPECT_LT(second_s, first_s);
 }
 
-INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations", "quant", "needle"));
+INSTANTIATE_TEST_SUITE_P(BuiltIn, QuickExperiment, ::testing::Values("lm", "ablations", "quant", "needle", "outliers"));
 
 // SIGTERM in the middle saves the current run; the same command then finishes the experiment
 // with the results of an uninterrupted one (training resumes bit-exactly).

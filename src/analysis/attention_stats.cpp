@@ -150,6 +150,7 @@ MagnitudeStats magnitude_statistics(std::vector<float> v) {
   s.top3 = kth(3);
   s.top10 = kth(10);
   s.top100 = kth(100);
+  s.largest.assign(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(top));
   if (v.empty()) {
     s.median = kNaN;
     return s;

@@ -61,6 +61,7 @@ SpanStats span_statistics(const float* map, int64_t T, const Span& span);
 struct MagnitudeStats {
   int64_t count = 0;
   double top1 = 0, top2 = 0, top3 = 0, top10 = 0, top100 = 0, median = 0;
+  std::vector<float> largest;  // the (up to) 100 largest, descending: for pooling several sets
 };
 MagnitudeStats magnitude_statistics(std::vector<float> magnitudes);
 

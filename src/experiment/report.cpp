@@ -242,6 +242,26 @@ void write_language_model_results(std::ostringstream& md, const ExperimentResult
          << fmt(lt.mean / lm.mean, 1) << " | " << pm(ht, 2) << " | " << pm(hm, 3) << " | "
          << fmt(ht.mean / hm.mean, 1) << " |\n";
     }
+    // Table 5's layout: the k-th largest over all windows, mean over seeds.
+    md << "\nThe k-th largest magnitude over all windows (mean over seeds), Table 5's columns:\n\n"
+       << "| arm | activation | top-1 | top-2 | top-3 | top-10 | top-100 | median |\n"
+       << "|---|---|---|---|---|---|---|---|\n";
+    for (const ExperimentArm& a : s.arms) {
+      const auto runs = runs_of(r, a.name, best.at(a.name));
+      for (const bool hidden : {false, true}) {
+        md << "| " << a.name << " | " << (hidden ? "hidden states" : "attention logits") << " |";
+        for (size_t k = 0; k < 5; ++k) {
+          std::vector<double> v;
+          for (const RunMeasures* m : runs) {
+            const auto& top = hidden ? m->hidden_top : m->logit_top;
+            if (k < top.size()) v.push_back(top[k]);
+          }
+          md << " " << (v.size() == runs.size() && !v.empty() ? fmt(spread_of(v).mean, 2) : "-") << " |";
+        }
+        md << " " << fmt(spread_of(values(runs, hidden ? &RunMeasures::hidden_median : &RunMeasures::logit_median)).mean, 3)
+           << " |\n";
+      }
+    }
   }
 }
 

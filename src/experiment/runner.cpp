@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "analysis/attention_stats.h"
 #include "core/error.h"
@@ -100,6 +101,7 @@ void measure_outliers(const Model& model, const TokenData& val, const Experiment
   check(T >= 1, "the validation text is too short for the outlier windows");
   std::vector<int32_t> window(static_cast<size_t>(T + 1));
   std::vector<float> top_l, med_l, top_h, med_h;
+  std::vector<float> largest_l, largest_h;  // each window's 100 largest, pooled
   StatisticsOptions so;
   so.activations = true;
   for (int64_t w = 0; w < spec.outlier_windows; ++w) {
@@ -109,7 +111,19 @@ void measure_outliers(const Model& model, const TokenData& val, const Experiment
     med_l.push_back(st.logits.median);
     top_h.push_back(st.hidden.top1);
     med_h.push_back(st.hidden.median);
+    largest_l.insert(largest_l.end(), st.logits.largest.begin(), st.logits.largest.end());
+    largest_h.insert(largest_h.end(), st.hidden.largest.begin(), st.hidden.largest.end());
   }
+  // The k-th largest of all windows is among the windows' k largest.
+  const auto tops = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end(), std::greater<float>());
+    std::vector<double> out;
+    for (size_t k : {1, 2, 3, 10, 100})
+      if (k <= v.size()) out.push_back(v[k - 1]);  // fewer values: a shorter list
+    return out;
+  };
+  m.logit_top = tops(std::move(largest_l));
+  m.hidden_top = tops(std::move(largest_h));
   // The largest over all windows; the median as the mean of the windows' medians.
   const auto mean = [](const std::vector<float>& v) {
     double s = 0;
@@ -164,6 +178,8 @@ json measures_to_json(const RunMeasures& m) {
           {"attention_logit_median", m.logit_median},
           {"hidden_state_top1", m.hidden_top1},
           {"hidden_state_median", m.hidden_median},
+          {"attention_logit_top_1_2_3_10_100", m.logit_top},
+          {"hidden_state_top_1_2_3_10_100", m.hidden_top},
           {"quant_exact_loss", m.quant_exact_loss},
           {"quant", quant},
           {"needle", needle},
@@ -192,6 +208,9 @@ RunMeasures measures_from_json(const json& j, const std::string& where) {
     m.logit_median = j.at("attention_logit_median").get<double>();
     m.hidden_top1 = j.at("hidden_state_top1").get<double>();
     m.hidden_median = j.at("hidden_state_median").get<double>();
+    // Records from before the top-k columns have only top-1.
+    m.logit_top = j.value("attention_logit_top_1_2_3_10_100", std::vector<double>{});
+    m.hidden_top = j.value("hidden_state_top_1_2_3_10_100", std::vector<double>{});
     m.wall_s = j.at("wall_s").get<double>();
     if (j.contains("quant")) {  // records of experiments without quant_bits may lack it
       m.quant_exact_loss = j.at("quant_exact_loss").get<double>();

@@ -31,6 +31,8 @@ struct RunMeasures {
   // median |attention logit| (q.k / sqrt(d), every causal pair, head and map) and |hidden
   // state| (the residual stream leaving every layer). 0 when not measured.
   double logit_top1 = 0, logit_median = 0, hidden_top1 = 0, hidden_median = 0;
+  // The 1st, 2nd, 3rd, 10th and 100th largest over all those windows (Table 5's columns).
+  std::vector<double> logit_top, hidden_top;
   // The validation loss with the attention logits quantised (Fig. 8), per width of quant_bits,
   // over quant_tokens tokens; quant_exact_loss is the unquantised loss over the same tokens.
   struct Quantised {

@@ -6,6 +6,7 @@
 #include "experiment/ablations.inc.h"
 #include "experiment/lm.inc.h"
 #include "experiment/needle.inc.h"
+#include "experiment/outliers.inc.h"
 #include "experiment/quant.inc.h"
 #include "model/presets.h"
 
@@ -219,6 +220,7 @@ const std::vector<std::pair<std::string, std::string>>& builtin_experiments() {
       {"ablations", kExperiment_ablations},
       {"quant", kExperiment_quant},
       {"needle", kExperiment_needle},
+      {"outliers", kExperiment_outliers},
   };
   return all;
 }
