@@ -1,11 +1,11 @@
 // difftx experiment: every built-in experiment's --quick form end to end (report, results,
 // figure; a second run resumes and re-measures nothing; an interrupted one resumes to the
 // same results), bad experiment files, and the statistics of the report.
-#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 

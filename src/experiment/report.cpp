@@ -97,6 +97,20 @@ double best_rate(const ExperimentResults& r, const std::string& arm) {
 }
 // The verdict on a paired difference: `lower` when its 95% interval lies below 0, `higher`
 // when above, else inconclusive.
+// The 95% interval of a spread as "[lo, hi]", "-" with one value.
+std::string interval_of(const Spread& d, int digits = 4) {
+  return d.n > 1 ? "[" + fmt(d.mean - d.half95, digits) + ", " + fmt(d.mean + d.half95, digits) + "]" : "-";
+}
+// f(arm's run) - f(baseline's run), for every seed both have.
+template <typename F>
+std::vector<double> paired_differences(const std::vector<const RunMeasures*>& runs,
+                                       const std::vector<const RunMeasures*>& base, const F& f) {
+  std::vector<double> diff;
+  for (const RunMeasures* m : runs)
+    for (const RunMeasures* o : base)
+      if (m->seed == o->seed) diff.push_back(f(*m) - f(*o));
+  return diff;
+}
 const char* verdict_of(const Spread& d, const char* lower, const char* higher) {
   return d.n < 2 ? "one seed: no interval"
          : d.mean + d.half95 < 0 ? lower
@@ -144,17 +158,11 @@ void write_quantisation(std::ostringstream& md, const ExperimentResults& r,
   for (const ExperimentArm& a : s.arms) {
     if (a.name == s.baseline) continue;
     for (int b : s.quant_bits) {
-      std::vector<double> diff;
-      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
-        for (const RunMeasures* o : base)
-          if (m->seed == o->seed)
-            diff.push_back((quantised_loss(*m, b) - m->quant_exact_loss) -
-                           (quantised_loss(*o, b) - o->quant_exact_loss));
+      const auto diff = paired_differences(runs_of(r, a.name, best.at(a.name)), base,
+          [b](const RunMeasures& m) { return quantised_loss(m, b) - m.quant_exact_loss; });
       if (diff.empty()) continue;
       const Spread d = spread_of(diff);
-      md << "| " << a.name << " | " << b << " | " << fmt(d.mean) << " | "
-         << (d.n > 1 ? "[" + fmt(d.mean - d.half95) + ", " + fmt(d.mean + d.half95) + "]" : "-")
-         << " | " << verdict_of(d, "degrades less", "degrades more") << " |\n";
+      md << "| " << a.name << " | " << b << " | " << fmt(d.mean) << " | " << interval_of(d) << " | " << verdict_of(d, "degrades less", "degrades more") << " |\n";
     }
   }
 
@@ -219,8 +227,7 @@ void write_language_model_results(std::ostringstream& md, const ExperimentResult
       const Spread d = spread_of(diff), b = spread_of(base);
       const char* verdict = verdict_of(d, "better (lower)", "worse (higher)");
       md << "| " << a.name << " | " << mi.name << " | " << fmt(d.mean) << " | "
-         << (d.n > 1 ? "[" + fmt(d.mean - d.half95) + ", " + fmt(d.mean + d.half95) + "]" : "-")
-         << " | " << fmt(100.0 * d.mean / b.mean, 2) << "% | " << verdict << " |\n";
+         << interval_of(d) << " | " << fmt(100.0 * d.mean / b.mean, 2) << "% | " << verdict << " |\n";
     }
   }
 
@@ -314,16 +321,12 @@ void write_needle_attention(std::ostringstream& md, const ExperimentResults& r,
   for (const ExperimentArm& a : s.arms) {
     if (a.name == s.baseline) continue;
     for (const bool noise : {false, true}) {
-      std::vector<double> diff;
-      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
-        for (const RunMeasures* o : base)
-          if (m->seed == o->seed) diff.push_back(mean_of(*m, all, noise) - mean_of(*o, all, noise));
+      const auto diff = paired_differences(runs_of(r, a.name, best.at(a.name)), base,
+          [&](const RunMeasures& m) { return mean_of(m, all, noise); });
       if (diff.empty()) continue;
       const Spread d = spread_of(diff);
       md << "| " << a.name << " | " << (noise ? "noise" : "attention on the needle") << " | "
-         << fmt(d.mean, 3) << " | "
-         << (d.n > 1 ? "[" + fmt(d.mean - d.half95, 3) + ", " + fmt(d.mean + d.half95, 3) + "]" : "-")
-         << " | " << (noise ? verdict_of(d, "less noise", "more noise") : verdict_of(d, "less attention", "more attention"))
+         << fmt(d.mean, 3) << " | " << interval_of(d, 3) << " | " << (noise ? verdict_of(d, "less noise", "more noise") : verdict_of(d, "less attention", "more attention"))
          << " |\n";
     }
   }
@@ -398,15 +401,11 @@ void write_needle_results(std::ostringstream& md, const ExperimentResults& r,
   for (const ExperimentArm& a : s.arms) {
     if (a.name == s.baseline) continue;
     for (const Column& c : by_n) {
-      std::vector<double> diff;
-      for (const RunMeasures* m : runs_of(r, a.name, best.at(a.name)))
-        for (const RunMeasures* o : base)
-          if (m->seed == o->seed) diff.push_back(accuracy(*m, c.keep) - accuracy(*o, c.keep));
+      const auto diff = paired_differences(runs_of(r, a.name, best.at(a.name)), base,
+          [&](const RunMeasures& m) { return accuracy(m, c.keep); });
       if (diff.empty()) continue;
       const Spread d = spread_of(diff);
-      md << "| " << a.name << " | " << c.name << " | " << fmt(d.mean, 3) << " | "
-         << (d.n > 1 ? "[" + fmt(d.mean - d.half95, 3) + ", " + fmt(d.mean + d.half95, 3) + "]" : "-")
-         << " | " << verdict_of(d, "worse (lower)", "better (higher)") << " |\n";
+      md << "| " << a.name << " | " << c.name << " | " << fmt(d.mean, 3) << " | " << interval_of(d, 3) << " | " << verdict_of(d, "worse (lower)", "better (higher)") << " |\n";
     }
   }
   md << "\nSteps to 90% accuracy are not measured (validation scores the answer loss, not "
